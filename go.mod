@@ -1,0 +1,10 @@
+module github.com/quasipaa/quasipaa
+
+go 1.26.0
+
+require (
+	github.com/bluenviron/mediacommon/v2 v2.9.5 // indirect
+	github.com/gorilla/websocket v1.5.3 // indirect
+	github.com/stretchr/testify v1.12.1 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
+)
