@@ -1,0 +1,200 @@
+// Package hub is the centre of Quasipaa: one Stream per path with a single
+// publisher and many readers. A stream keeps its frames in a shared ring that
+// every reader walks with its own cursor, a GOP cache so new readers start at
+// once, and the wire bytes of every frame per output format, built once.
+package hub
+
+import (
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Sentinel errors of the hub.
+var (
+	// ErrStreamBusy means the path already has a publisher and the policy refuses a second.
+	ErrStreamBusy = errors.New("hub: stream is already being published")
+	// ErrStreamNotFound means nothing is published on the path.
+	ErrStreamNotFound = errors.New("hub: stream not found")
+	// ErrStreamClosed means the stream ended: its publisher left and the grace period ran out.
+	ErrStreamClosed = errors.New("hub: stream closed")
+	// ErrPublisherReplaced means another publisher took the path over.
+	ErrPublisherReplaced = errors.New("hub: publisher replaced by a newer one")
+	// ErrSlowReader means a reader fell behind too often and was disconnected.
+	ErrSlowReader = errors.New("hub: reader too slow, disconnected")
+	// ErrKicked means a reader or publisher was removed on request.
+	ErrKicked = errors.New("hub: kicked")
+	// ErrHubClosed means the hub is shutting down.
+	ErrHubClosed = errors.New("hub: closed")
+)
+
+// ConflictPolicy says what happens when a second publisher arrives on a live path.
+type ConflictPolicy int
+
+const (
+	// ConflictRefuse refuses the newcomer.
+	ConflictRefuse ConflictPolicy = iota
+	// ConflictTakeOver disconnects the current publisher and lets the newcomer in.
+	ConflictTakeOver
+)
+
+// Options configure a Hub. Zero values take the documented defaults.
+type Options struct {
+	// QueueSize is the number of frames in each stream's ring, rounded up to a
+	// power of two (default 1024). A reader further behind than this skips.
+	QueueSize int
+	// DisableGOPCache turns the GOP cache off: new readers wait for a keyframe.
+	DisableGOPCache bool
+	// MaxGOPFrames bounds the GOP cache (default 4 × QueueSize).
+	MaxGOPFrames int
+	// PublisherGrace keeps a stream and its readers alive this long after its
+	// publisher leaves, so a reconnecting publisher resumes it (0 = end at once).
+	PublisherGrace time.Duration
+	// Conflict is the policy for a second publisher on a live path.
+	Conflict ConflictPolicy
+	// MaxDrops disconnects a reader that had to skip this many times within
+	// DropWindow (default 8 in 30 s).
+	MaxDrops int
+	// DropWindow is the window MaxDrops counts in.
+	DropWindow time.Duration
+	// Logger receives the hub's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	if o.QueueSize <= 0 {
+		o.QueueSize = 1024
+	}
+	n := 16
+	for n < o.QueueSize {
+		n <<= 1
+	}
+	o.QueueSize = n
+	if o.MaxGOPFrames <= 0 {
+		o.MaxGOPFrames = 4 * o.QueueSize
+	}
+	if o.MaxDrops <= 0 {
+		o.MaxDrops = 8
+	}
+	if o.DropWindow <= 0 {
+		o.DropWindow = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// ClientInfo describes a publisher or a reader for logs and the API.
+type ClientInfo struct {
+	// Protocol is the protocol the client speaks ("rtmp", "flv", "ws-flv"...).
+	Protocol string
+	// RemoteAddr is the client's address.
+	RemoteAddr string
+	// Query is the raw query string the client connected with.
+	Query string
+}
+
+// Hub holds every stream of a node, by path.
+type Hub struct {
+	opts Options
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	streams map[string]*Stream
+	closed  bool
+}
+
+// New returns an empty hub.
+func New(opts Options) *Hub {
+	opts.setDefaults()
+	return &Hub{opts: opts, log: opts.Logger, streams: make(map[string]*Stream)}
+}
+
+// Publish registers the caller as the publisher of path. If the path is in
+// its grace period the stream resumes with its readers attached; if it is
+// live, the conflict policy decides.
+func (h *Hub) Publish(path string, info ClientInfo) (*Publisher, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrHubClosed
+	}
+	s := h.streams[path]
+	if s == nil {
+		s = newStream(h, path)
+		h.streams[path] = s
+	}
+	return s.attachPublisher(info)
+}
+
+// Subscribe adds a reader to the stream on path. The reader starts from the
+// GOP cache when there is one.
+func (h *Hub) Subscribe(path string, info ClientInfo) (*Reader, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrHubClosed
+	}
+	s := h.streams[path]
+	if s == nil {
+		return nil, ErrStreamNotFound
+	}
+	return s.addReader(info)
+}
+
+// Stream returns a snapshot of the stream on path.
+func (h *Hub) Stream(path string) (StreamInfo, bool) {
+	h.mu.Lock()
+	s := h.streams[path]
+	h.mu.Unlock()
+	if s == nil {
+		return StreamInfo{}, false
+	}
+	return s.Info(), true
+}
+
+// Streams returns a snapshot of every stream, sorted by path.
+func (h *Hub) Streams() []StreamInfo {
+	h.mu.Lock()
+	list := make([]*Stream, 0, len(h.streams))
+	for _, s := range h.streams {
+		list = append(list, s)
+	}
+	h.mu.Unlock()
+	infos := make([]StreamInfo, 0, len(list))
+	for _, s := range list {
+		infos = append(infos, s.Info())
+	}
+	sort.Slice(infos, func(i, j int) bool { return infos[i].Path < infos[j].Path })
+	return infos
+}
+
+// Close ends every stream: publishers are told to stop and readers receive
+// what is queued, then ErrHubClosed.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.closed = true
+	list := make([]*Stream, 0, len(h.streams))
+	for _, s := range h.streams {
+		list = append(list, s)
+	}
+	h.mu.Unlock()
+	for _, s := range list {
+		s.end(ErrHubClosed)
+	}
+}
+
+// remove forgets s if it is still the stream registered for its path.
+func (h *Hub) remove(s *Stream) {
+	h.mu.Lock()
+	if h.streams[s.path] == s {
+		delete(h.streams, s.path)
+	}
+	h.mu.Unlock()
+}
