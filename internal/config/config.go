@@ -1,0 +1,228 @@
+// Package config holds Quasipaa's one configuration struct: its defaults, the
+// YAML file format, the QUASIPAA_* environment overrides and validation.
+//
+// Precedence, lowest to highest: Default() ← the YAML file ← the environment.
+// The environment variable of a key is derived from its YAML path by
+// reflection (see EnvName), so a key added to Config gets one automatically.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole server configuration.
+type Config struct {
+	RTMP    RTMP    `yaml:"rtmp"`
+	HTTP    HTTP    `yaml:"http"`
+	Storage Storage `yaml:"storage"`
+	Log     Log     `yaml:"log"`
+	Hub     Hub     `yaml:"hub"`
+}
+
+// RTMP configures the RTMP listener (publish and play).
+type RTMP struct {
+	// Listen is the host:port to bind; empty disables RTMP.
+	Listen string `yaml:"listen"`
+	// ChunkSize is the outgoing chunk size announced to peers, in bytes.
+	ChunkSize int `yaml:"chunk_size"`
+	// MaxMessageSize is the largest incoming message accepted, in bytes.
+	MaxMessageSize int `yaml:"max_message_size"`
+	// HandshakeTimeout bounds the handshake and the connect/publish/play exchange.
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+}
+
+// HTTP configures the HTTP listener (HTTP-FLV, WS-FLV, API).
+type HTTP struct {
+	// Listen is the host:port to bind.
+	Listen string `yaml:"listen"`
+	// CORSOrigin is sent as Access-Control-Allow-Origin; empty sends none.
+	CORSOrigin string `yaml:"cors_origin"`
+}
+
+// Storage configures where files (recordings, snapshots) are kept.
+type Storage struct {
+	// Dir is the local storage directory; relative paths are relative to the working directory.
+	Dir string `yaml:"dir"`
+}
+
+// Log configures the process logger.
+type Log struct {
+	// Level is the minimum level logged: debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// Hub configures the per-stream fan-out from one publisher to many viewers.
+type Hub struct {
+	// GOPCache keeps the frames since the last keyframe so new viewers start at once.
+	GOPCache bool `yaml:"gop_cache"`
+	// QueueSize is the number of frames in each stream's ring buffer.
+	QueueSize int `yaml:"queue_size"`
+	// PublisherGrace is how long viewers stay connected after the publisher drops; 0 disables.
+	PublisherGrace time.Duration `yaml:"publisher_grace"`
+	// Conflict decides what happens when a second publisher claims a live stream: refuse or takeover.
+	Conflict string `yaml:"conflict"`
+	// MaxDrops is how many skips to the next keyframe within DropWindow disconnect a viewer.
+	MaxDrops int `yaml:"max_drops"`
+	// DropWindow is the sliding window MaxDrops is counted over.
+	DropWindow time.Duration `yaml:"drop_window"`
+	// WriteTimeout disconnects a viewer whose socket accepts nothing for this long.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// WriteMerge batches frames per viewer into one write for up to this long; 0 writes each frame.
+	WriteMerge time.Duration `yaml:"write_merge"`
+}
+
+// Values accepted by Hub.Conflict.
+const (
+	ConflictRefuse   = "refuse"
+	ConflictTakeover = "takeover"
+)
+
+// Limits enforced by Validate.
+const (
+	MinChunkSize   = 128
+	MaxChunkSize   = 16777215 // a chunk never exceeds a message, whose length field is 24 bits
+	MinMessageSize = 1024
+	MaxMessageSize = 16777216
+	MinQueueSize   = 16
+	MaxQueueSize   = 65536
+	MaxMaxDrops    = 1 << 20
+	MaxWriteMerge  = time.Second
+)
+
+// Default returns the embedded default configuration: every role in one
+// process, RTMP on :1935, HTTP on :8080, storage under ./data.
+func Default() *Config {
+	return &Config{
+		RTMP: RTMP{
+			Listen:           ":1935",
+			ChunkSize:        60000,
+			MaxMessageSize:   16777216,
+			HandshakeTimeout: 10 * time.Second,
+		},
+		HTTP: HTTP{
+			Listen:     ":8080",
+			CORSOrigin: "*",
+		},
+		Storage: Storage{Dir: "./data"},
+		Log:     Log{Level: "info", Format: "text"},
+		Hub: Hub{
+			GOPCache:       true,
+			QueueSize:      1024,
+			PublisherGrace: 5 * time.Second,
+			Conflict:       ConflictRefuse,
+			MaxDrops:       8,
+			DropWindow:     30 * time.Second,
+			WriteTimeout:   10 * time.Second,
+			WriteMerge:     0,
+		},
+	}
+}
+
+// Validate checks every key and returns all problems found, one per line,
+// each naming the key, or nil.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+
+	if c.RTMP.Listen != "" {
+		if err := checkAddr(c.RTMP.Listen); err != nil {
+			bad("rtmp.listen", "%v", err)
+		}
+	}
+	if c.RTMP.ChunkSize < MinChunkSize || c.RTMP.ChunkSize > MaxChunkSize {
+		bad("rtmp.chunk_size", "%d out of range %d..%d", c.RTMP.ChunkSize, MinChunkSize, MaxChunkSize)
+	}
+	if c.RTMP.MaxMessageSize < MinMessageSize || c.RTMP.MaxMessageSize > MaxMessageSize {
+		bad("rtmp.max_message_size", "%d out of range %d..%d", c.RTMP.MaxMessageSize, MinMessageSize, MaxMessageSize)
+	}
+	positive(bad, "rtmp.handshake_timeout", c.RTMP.HandshakeTimeout)
+
+	if c.HTTP.Listen == "" {
+		bad("http.listen", "must not be empty")
+	} else if err := checkAddr(c.HTTP.Listen); err != nil {
+		bad("http.listen", "%v", err)
+	}
+	if err := checkOrigin(c.HTTP.CORSOrigin); err != nil {
+		bad("http.cors_origin", "%v", err)
+	}
+
+	if strings.TrimSpace(c.Storage.Dir) == "" {
+		bad("storage.dir", "must not be empty")
+	}
+
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", `must be "debug", "info", "warn" or "error", got %q`, c.Log.Level)
+	}
+	switch strings.ToLower(c.Log.Format) {
+	case "text", "json":
+	default:
+		bad("log.format", `must be "text" or "json", got %q`, c.Log.Format)
+	}
+
+	if c.Hub.QueueSize < MinQueueSize || c.Hub.QueueSize > MaxQueueSize {
+		bad("hub.queue_size", "%d out of range %d..%d", c.Hub.QueueSize, MinQueueSize, MaxQueueSize)
+	}
+	if c.Hub.PublisherGrace < 0 {
+		bad("hub.publisher_grace", "must not be negative (0 disables), got %s", c.Hub.PublisherGrace)
+	}
+	if c.Hub.Conflict != ConflictRefuse && c.Hub.Conflict != ConflictTakeover {
+		bad("hub.conflict", `must be "refuse" or "takeover", got %q`, c.Hub.Conflict)
+	}
+	if c.Hub.MaxDrops < 1 || c.Hub.MaxDrops > MaxMaxDrops {
+		bad("hub.max_drops", "%d out of range 1..%d", c.Hub.MaxDrops, MaxMaxDrops)
+	}
+	positive(bad, "hub.drop_window", c.Hub.DropWindow)
+	positive(bad, "hub.write_timeout", c.Hub.WriteTimeout)
+	if c.Hub.WriteMerge < 0 || c.Hub.WriteMerge > MaxWriteMerge {
+		bad("hub.write_merge", "%s out of range 0s..%s", c.Hub.WriteMerge, MaxWriteMerge)
+	}
+
+	return errors.Join(errs...)
+}
+
+func positive(bad func(string, string, ...any), key string, d time.Duration) {
+	if d <= 0 {
+		bad(key, "must be a positive duration like \"5s\", got %s", d)
+	}
+}
+
+// checkAddr accepts host:port with an optional host and a numeric port 0..65535.
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			err = errors.New(ae.Err)
+		}
+		return fmt.Errorf("invalid address %q: %w", addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("invalid address %q: port must be a number 0..65535", addr)
+	}
+	return nil
+}
+
+// checkOrigin accepts "", "*" or a scheme://host[:port] origin.
+func checkOrigin(o string) error {
+	if o == "" || o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf(`must be "*", "" or an origin like "https://example.com", got %q`, o)
+	}
+	return nil
+}

@@ -1,0 +1,59 @@
+package config
+
+// defaultYAML is kept equal to Default() by TestDefaultYAMLMatchesDefault.
+const defaultYAML = `# Quasipaa configuration (the built-in defaults).
+# Every key is optional: a key left out keeps the value shown here.
+# Every key can also be set from the environment as QUASIPAA_<SECTION>_<KEY>,
+# e.g. QUASIPAA_RTMP_LISTEN=":1935"; the environment wins over this file.
+# Durations are written with a unit: "500ms", "5s", "1m".
+
+rtmp:
+  # Address the RTMP listener binds (publish and play), host:port; "" disables RTMP.
+  listen: ":1935"
+  # Size in bytes of the RTMP chunks we send (128..16777215); bigger means less overhead.
+  chunk_size: 60000
+  # Largest RTMP message accepted from a peer, in bytes (1024..16777216); a bigger one closes the connection.
+  max_message_size: 16777216
+  # Time a client has for the handshake and connect/publish/play before it is dropped.
+  handshake_timeout: 10s
+
+http:
+  # Address the HTTP listener binds (HTTP-FLV, WS-FLV, API), host:port.
+  listen: ":8080"
+  # Access-Control-Allow-Origin sent on playback and API responses: "*", an origin, or "" for none.
+  cors_origin: "*"
+
+storage:
+  # Directory for recordings and other files; a relative path is relative to the working directory.
+  dir: ./data
+
+log:
+  # Lowest level logged: debug, info, warn or error.
+  level: info
+  # Log line format: text (key=value) or json (one object per line).
+  format: text
+
+hub:
+  # Keep the frames since the last keyframe so a new viewer starts playing at once.
+  gop_cache: true
+  # Frames held per stream in its ring buffer (16..65536); a viewer further behind skips to the next keyframe.
+  queue_size: 1024
+  # How long viewers stay connected waiting for a publisher that dropped to come back; 0s disables.
+  publisher_grace: 5s
+  # A second publisher on a live stream: refuse (the first keeps it) or takeover (the newcomer replaces it).
+  conflict: refuse
+  # A slow viewer that had to skip to the next keyframe this many times within drop_window is disconnected.
+  max_drops: 8
+  # The sliding window max_drops is counted over.
+  drop_window: 30s
+  # A viewer whose socket accepts nothing for this long is disconnected.
+  write_timeout: 10s
+  # 0s writes every frame as it arrives; e.g. 100ms batches a viewer's frames into one write, adding at most that much latency (max 1s).
+  write_merge: 0s
+`
+
+// DefaultYAML returns the documented default configuration file, with a
+// comment on every key; loading it yields exactly Default().
+func DefaultYAML() string {
+	return defaultYAML
+}
