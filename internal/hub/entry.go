@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"time"
+
 	"github.com/quasipaa/quasipaa/internal/media"
 )
 
@@ -12,6 +14,9 @@ type TrackSet struct {
 	Tracks []*media.Track
 	// Version increases with every TrackSet of a stream.
 	Version uint64
+	// Start is the stream time at which the track set took effect; headers
+	// announcing it carry this timestamp.
+	Start time.Duration
 
 	cache byteCache
 }

@@ -193,7 +193,7 @@ func (s *Stream) setTracks(p *Publisher, tracks []*media.Track) error {
 	if s.tracks != nil {
 		version = s.tracks.Version + 1
 	}
-	ts := &TrackSet{Tracks: append([]*media.Track(nil), tracks...), Version: version}
+	ts := &TrackSet{Tracks: append([]*media.Track(nil), tracks...), Version: version, Start: s.lastDTS}
 	s.tracks = ts
 	s.hasVideo = false
 	for _, t := range tracks {

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/quasipaa/quasipaa/internal/config"
+	"github.com/quasipaa/quasipaa/internal/hub"
+	"github.com/quasipaa/quasipaa/internal/netutil"
+	"github.com/quasipaa/quasipaa/internal/protocol/rtmp"
+	"github.com/quasipaa/quasipaa/internal/role/core"
+	"github.com/quasipaa/quasipaa/internal/role/publish"
+	"github.com/quasipaa/quasipaa/internal/role/pull"
+)
+
+// node is one running server: the hub and the roles over it, and the
+// listeners that feed them.
+type node struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	hub     *hub.Hub
+	publish *publish.Server
+	pull    *pull.Server
+	api     *core.API
+
+	rtmpLn net.Listener
+	httpLn net.Listener
+}
+
+// newNode builds every role and binds the listeners, so that a port in use is
+// reported before anything runs.
+func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
+	conflict := hub.ConflictRefuse
+	if cfg.Hub.Conflict == config.ConflictTakeover {
+		conflict = hub.ConflictTakeOver
+	}
+	h := hub.New(hub.Options{
+		QueueSize:       cfg.Hub.QueueSize,
+		DisableGOPCache: !cfg.Hub.GOPCache,
+		PublisherGrace:  cfg.Hub.PublisherGrace,
+		Conflict:        conflict,
+		MaxDrops:        cfg.Hub.MaxDrops,
+		DropWindow:      cfg.Hub.DropWindow,
+		Logger:          log,
+	})
+	n := &node{
+		cfg:     cfg,
+		log:     log,
+		hub:     h,
+		publish: publish.New(h, log),
+		pull: pull.New(h, pull.Options{
+			RTMPChunkSize: cfg.RTMP.ChunkSize,
+			CORSOrigin:    cfg.HTTP.CORSOrigin,
+			Deliver:       hub.DeliverOptions{WriteTimeout: cfg.Hub.WriteTimeout, WriteMerge: cfg.Hub.WriteMerge},
+		}, log),
+		api: core.NewAPI(h, log),
+	}
+	var err error
+	if cfg.RTMP.Listen != "" {
+		if n.rtmpLn, err = net.Listen("tcp", cfg.RTMP.Listen); err != nil {
+			return nil, fmt.Errorf("rtmp.listen: %w", err)
+		}
+	}
+	if n.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil {
+		if n.rtmpLn != nil {
+			n.rtmpLn.Close()
+		}
+		return nil, fmt.Errorf("http.listen: %w", err)
+	}
+	return n, nil
+}
+
+// runServe runs every role until ctx is cancelled, then shuts down: it stops
+// accepting, ends every stream and waits for connections to close.
+func runServe(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	n, err := newNode(cfg, log)
+	if err != nil {
+		return err
+	}
+	return n.run(ctx)
+}
+
+func (n *node) run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	if n.rtmpLn != nil {
+		n.log.Info("listening", "protocol", "rtmp", "addr", n.rtmpLn.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = netutil.ServeTCP(ctx, n.rtmpLn, n.log, n.serveRTMP)
+		}()
+	}
+	mux := http.NewServeMux()
+	n.api.Register(mux)
+	n.pull.Register(mux)
+	srv := &http.Server{
+		Handler:           rejectDotSegments(mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn),
+	}
+	n.log.Info("listening", "protocol", "http", "addr", n.httpLn.Addr().String())
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- srv.Serve(n.httpLn) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-httpErr:
+		n.log.Error("http server failed", "err", runErr)
+	}
+	n.log.Info("shutting down")
+	n.hub.Close()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		n.log.Warn("http shutdown", "err", err)
+	}
+	n.pull.Wait()
+	wg.Wait()
+	n.log.Info("stopped")
+	if errors.Is(runErr, http.ErrServerClosed) {
+		runErr = nil
+	}
+	return runErr
+}
+
+// serveRTMP runs one RTMP connection: the handshake and command exchange,
+// then publish or play.
+func (n *node) serveRTMP(ctx context.Context, nc net.Conn) {
+	c := rtmp.NewServerConn(nc,
+		rtmp.WithChunkSize(n.cfg.RTMP.ChunkSize),
+		rtmp.WithHandshakeTimeout(n.cfg.RTMP.HandshakeTimeout),
+		rtmp.WithMaxMessageSize(uint32(n.cfg.RTMP.MaxMessageSize)),
+		rtmp.WithLogger(n.log),
+	)
+	defer c.Close()
+	// The handshake and the whole command exchange up to publish or play
+	// must finish within rtmp.handshake_timeout.
+	actx, cancel := context.WithTimeout(ctx, n.cfg.RTMP.HandshakeTimeout)
+	req, err := c.Accept(actx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			n.log.Warn("rtmp connection failed", "remote", nc.RemoteAddr().String(), "err", err)
+		}
+		return
+	}
+	switch req.Action {
+	case rtmp.ActionPublish:
+		_ = n.publish.ServeRTMP(ctx, c, req)
+	case rtmp.ActionPlay:
+		_ = n.pull.ServeRTMP(ctx, c, req)
+	}
+}
+
+// rejectDotSegments answers 400 to any path with a "." or ".." segment, in
+// plain or percent-encoded form, instead of letting the mux redirect it to a
+// cleaned path: such a request is never a legitimate stream name.
+func rejectDotSegments(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, seg := range strings.Split(r.URL.Path, "/") {
+			if seg == "." || seg == ".." {
+				http.Error(w, "invalid path: dot segments are not allowed", http.StatusBadRequest)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
