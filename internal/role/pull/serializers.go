@@ -24,7 +24,7 @@ var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &
 // rtmpSerializer produces RTMP chunks at one chunk size, on message stream 1.
 type rtmpSerializer struct{ chunkSize int }
 
-func (*rtmpSerializer) Format() hub.Format                             { return formatRTMP }
+func (*rtmpSerializer) Format() hub.Format                              { return formatRTMP }
 func (*rtmpSerializer) AppendPrefix(dst []byte, _ *hub.TrackSet) []byte { return dst }
 
 func (s *rtmpSerializer) AppendHeader(dst []byte, ts *hub.TrackSet) []byte {
