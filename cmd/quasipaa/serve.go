@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -111,6 +112,15 @@ func (n *node) run(ctx context.Context) error {
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(n.httpLn) }()
 
+	if n.cfg.Debug.PprofListen != "" {
+		pprofSrv, err := startPprof(ctx, n.cfg.Debug.PprofListen, n.log)
+		if err != nil {
+			n.log.Error("pprof listener failed", "err", err)
+		} else {
+			defer pprofSrv.Close()
+		}
+	}
+
 	var runErr error
 	select {
 	case <-ctx.Done():
@@ -175,4 +185,22 @@ func rejectDotSegments(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// startPprof serves Go's profiling endpoints on addr until ctx ends.
+func startPprof(ctx context.Context, addr string, log *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug.pprof_listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	log.Info("listening", "protocol", "pprof", "addr", ln.Addr().String())
+	go func() { _ = srv.Serve(ln) }()
+	return srv, nil
 }

@@ -23,6 +23,14 @@ type Config struct {
 	Storage Storage `yaml:"storage"`
 	Log     Log     `yaml:"log"`
 	Hub     Hub     `yaml:"hub"`
+	Debug   Debug   `yaml:"debug"`
+}
+
+// Debug configures diagnostics that are off by default.
+type Debug struct {
+	// PprofListen is the host:port of a Go pprof HTTP endpoint; "" disables it.
+	// Bind it to loopback: profiles reveal internals.
+	PprofListen string `yaml:"pprof_listen"`
 }
 
 // RTMP configures the RTMP listener (publish and play).
@@ -187,6 +195,12 @@ func (c *Config) Validate() error {
 	positive(bad, "hub.write_timeout", c.Hub.WriteTimeout)
 	if c.Hub.WriteMerge < 0 || c.Hub.WriteMerge > MaxWriteMerge {
 		bad("hub.write_merge", "%s out of range 0s..%s", c.Hub.WriteMerge, MaxWriteMerge)
+	}
+
+	if c.Debug.PprofListen != "" {
+		if err := checkAddr(c.Debug.PprofListen); err != nil {
+			bad("debug.pprof_listen", "%v", err)
+		}
 	}
 
 	return errors.Join(errs...)

@@ -50,6 +50,10 @@ hub:
   write_timeout: 10s
   # 0s writes every frame as it arrives; e.g. 100ms batches a viewer's frames into one write, adding at most that much latency (max 1s).
   write_merge: 0s
+
+debug:
+  # Address of a Go pprof HTTP endpoint (/debug/pprof/), e.g. "127.0.0.1:6060"; "" disables it. Keep it on loopback.
+  pprof_listen: ""
 `
 
 // DefaultYAML returns the documented default configuration file, with a
