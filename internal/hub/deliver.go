@@ -36,6 +36,11 @@ func Deliver(ctx context.Context, r *Reader, conn net.Conn, s Serializer, opt De
 		bufs    net.Buffers
 		last    *TrackSet
 		timer   *time.Timer
+		// The write deadline is pushed forward only when a tenth of the
+		// timeout has passed: a blocked write still fails after 0.9 to 1 ×
+		// WriteTimeout, without a timer update on every write.
+		deadlineSet time.Time
+		refresh     = opt.WriteTimeout / 10
 	)
 	if opt.WriteMerge > 0 {
 		timer = time.NewTimer(time.Hour)
@@ -80,7 +85,10 @@ func Deliver(ctx context.Context, r *Reader, conn net.Conn, s Serializer, opt De
 			if opt.Lock != nil {
 				opt.Lock.Lock()
 			}
-			_ = conn.SetWriteDeadline(time.Now().Add(opt.WriteTimeout))
+			if now := time.Now(); now.Sub(deadlineSet) >= refresh {
+				_ = conn.SetWriteDeadline(now.Add(opt.WriteTimeout))
+				deadlineSet = now
+			}
 			n, werr := bufs.WriteTo(conn)
 			if opt.Lock != nil {
 				opt.Lock.Unlock()
