@@ -150,7 +150,6 @@ const (
 	CodePlayStop            = "NetStream.Play.Stop"            // CodePlayStop ends playback.
 	CodePlayStreamNotFound  = "NetStream.Play.StreamNotFound"  // CodePlayStreamNotFound refuses a player: no such stream.
 	CodePlayUnpublish       = "NetStream.Play.UnpublishNotify" // CodePlayUnpublish tells players the publisher left.
-	CodeDataStart           = "NetStream.Data.Start"           // CodeDataStart follows Play.Start.
 	CodePauseNotify         = "NetStream.Pause.Notify"         // CodePauseNotify acknowledges a pause.
 	CodeUnpauseNotify       = "NetStream.Unpause.Notify"       // CodeUnpauseNotify acknowledges an unpause.
 	CodeStreamFailed        = "NetStream.Failed"               // CodeStreamFailed is a generic stream failure.

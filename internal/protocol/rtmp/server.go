@@ -319,9 +319,10 @@ func (s *ServerConn) AcceptPublish() error {
 }
 
 // AcceptPlay answers the play request with the sequence players expect:
-// StreamBegin, NetStream.Play.Reset, NetStream.Play.Start,
-// |RtmpSampleAccess and NetStream.Data.Start. Media follows on PlayStreamID
-// at ChunkSize.
+// StreamBegin, NetStream.Play.Reset, NetStream.Play.Start and
+// |RtmpSampleAccess. Media follows on PlayStreamID at ChunkSize. (No
+// NetStream.Data.Start data message: ffmpeg turns any script data it does not
+// know into an extra "data" stream.)
 func (s *ServerConn) AcceptPlay() error {
 	if s.state != stateRequested || s.req.Action != ActionPlay {
 		return ErrState
@@ -341,10 +342,6 @@ func (s *ServerConn) AcceptPlay() error {
 		return err
 	}
 	if err := s.writeAMF(CSIDData, MsgDataAMF0, PlayStreamID, "|RtmpSampleAccess", true, true); err != nil {
-		return err
-	}
-	if err := s.writeAMF(CSIDData, MsgDataAMF0, PlayStreamID, "onStatus",
-		amf0.Object{{Key: "code", Value: CodeDataStart}}); err != nil {
 		return err
 	}
 	s.state = statePlaying
