@@ -322,6 +322,7 @@ func requireH264AAC720p(t *testing.T, p probe) {
 		}
 	}
 	require.True(t, video && audio, "want video and audio, got %+v", p.Streams)
+	require.Len(t, p.Streams, 2, "no extra streams")
 }
 
 // decode runs ffmpeg decoding input for seconds and returns its error output
