@@ -102,7 +102,7 @@ func (n *node) run(ctx context.Context) error {
 	n.api.Register(mux)
 	n.pull.Register(mux)
 	srv := &http.Server{
-		Handler:           rejectDotSegments(mux),
+		Handler:           withCORS(n.cfg.HTTP.CORSOrigin, rejectDotSegments(mux)),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
@@ -203,4 +203,24 @@ func startPprof(ctx context.Context, addr string, log *slog.Logger) (*http.Serve
 	log.Info("listening", "protocol", "pprof", "addr", ln.Addr().String())
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
+}
+
+// withCORS adds Access-Control-Allow-Origin to every response (API and
+// playback) and answers CORS preflight requests.
+func withCORS(origin string, next http.Handler) http.Handler {
+	if origin == "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "*")
+			h.Set("Access-Control-Max-Age", "86400")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

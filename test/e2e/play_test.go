@@ -54,6 +54,27 @@ func TestPublishRTMPPlayEveryProtocol(t *testing.T) {
 		require.InDelta(t, 6, dur.Seconds(), 1.5)
 	})
 
+	t.Run("http headers", func(t *testing.T) {
+		resp, err := http.Get(s.flvURL("live/cam1"))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, "video/x-flv", resp.Header.Get("Content-Type"))
+		require.Equal(t, []string{"chunked"}, resp.TransferEncoding)
+		require.Equal(t, "*", resp.Header.Get("Access-Control-Allow-Origin"))
+
+		resp, err = http.Head(s.flvURL("live/cam1"))
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+
+		resp, err = http.Get("http://" + s.HTTPAddr + "/api/v1/streams")
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, "*", resp.Header.Get("Access-Control-Allow-Origin"))
+		require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	})
+
 	st, _ = getStream(s, "live/cam1")
 	require.Greater(t, st.IngressBitrate, int64(500_000), "ingress bit rate reported")
 	require.Greater(t, st.UptimeSeconds, 5.0)

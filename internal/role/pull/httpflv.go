@@ -19,20 +19,6 @@ import (
 // GET /{app}/{stream}.flv as HTTP-FLV, or WS-FLV when it is a WebSocket upgrade.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{app}/{file}", s.serveFLV)
-	mux.HandleFunc("OPTIONS /{app}/{file}", s.preflight)
-}
-
-func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
-	s.setCORS(w.Header())
-	w.Header().Set("Access-Control-Allow-Methods", "GET, OPTIONS")
-	w.Header().Set("Access-Control-Allow-Headers", "*")
-	w.WriteHeader(http.StatusNoContent)
-}
-
-func (s *Server) setCORS(h http.Header) {
-	if s.opts.CORSOrigin != "" {
-		h.Set("Access-Control-Allow-Origin", s.opts.CORSOrigin)
-	}
 }
 
 func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request) {
@@ -42,10 +28,18 @@ func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	s.setCORS(w.Header())
 	path, err := streampath.Join(r.PathValue("app"), name)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if r.Method == http.MethodHead {
+		if _, ok := s.hub.Stream(path); !ok {
+			http.Error(w, "stream not found: "+path, http.StatusNotFound)
+			return
+		}
+		w.Header().Set("Content-Type", "video/x-flv")
+		w.WriteHeader(http.StatusOK)
 		return
 	}
 	isWS := ws.IsUpgrade(r)
@@ -59,7 +53,11 @@ func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, hub.ErrStreamNotFound) {
 			status = http.StatusNotFound
 		}
-		http.Error(w, "stream "+path+": "+err.Error(), status)
+		msg := "cannot play " + path + ": " + err.Error()
+		if status == http.StatusNotFound {
+			msg = "stream not found: " + path
+		}
+		http.Error(w, msg, status)
 		return
 	}
 	defer reader.Close()
@@ -115,7 +113,9 @@ func (s *Server) serveHTTPFLV(w http.ResponseWriter, r *http.Request, reader *hu
 
 func (s *Server) serveWSFLV(w http.ResponseWriter, r *http.Request, reader *hub.Reader) error {
 	extra := http.Header{}
-	s.setCORS(extra)
+	if s.opts.CORSOrigin != "" {
+		extra.Set("Access-Control-Allow-Origin", s.opts.CORSOrigin)
+	}
 	conn, br, err := ws.Upgrade(w, r, extra)
 	if err != nil {
 		return err
