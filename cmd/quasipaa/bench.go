@@ -113,7 +113,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	if report.Failed() {
+	if !report.OK() {
 		msg := fmt.Sprintf("%d of %d players failed", report.Summary.Failed, report.Summary.Players)
 		if p := report.Publishers; p != nil && p.Failed > 0 {
 			msg += fmt.Sprintf(", %d of %d publishers failed", p.Failed, p.Publishers)

@@ -1,0 +1,244 @@
+// Package bench is a load generator for live-streaming servers: it plays a
+// stream with many concurrent players over RTMP, HTTP-FLV or WebSocket-FLV,
+// optionally feeds it with publishers pushing an FLV file over RTMP, and
+// measures what every player received: connect and startup times, bytes,
+// video frames received versus expected from the timestamps, and stalls.
+//
+// It is built to be cheap per player (one goroutine, reused buffers, no
+// allocation per frame) so that one core can drive about a thousand players.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Protocol is a playback protocol.
+type Protocol string
+
+// The playback protocols, named as the server names them.
+const (
+	RTMP    Protocol = "rtmp"   // RTMP is RTMP play (rtmp:// URLs).
+	HTTPFLV Protocol = "flv"    // HTTPFLV is HTTP-FLV (http:// URLs).
+	WSFLV   Protocol = "ws-flv" // WSFLV is FLV over WebSocket (ws:// URLs).
+)
+
+// Defaults of Config.
+const (
+	DefaultPlayers  = 100              // DefaultPlayers is the default number of players.
+	DefaultDuration = 30 * time.Second // DefaultDuration is the default run length.
+	DefaultRamp     = time.Second      // DefaultRamp is the default spread of connection starts.
+	DefaultTimeout  = 10 * time.Second // DefaultTimeout bounds connecting and silence.
+	DefaultProgress = time.Second      // DefaultProgress is the default progress interval.
+)
+
+// Placeholder is replaced in URLs by a stream number (1..Publishers).
+const Placeholder = "{i}"
+
+// Config describes a run. URLs and Players, or PublishFile and Publishers,
+// must be set.
+type Config struct {
+	// URLs are the stream URLs players play, assigned round robin:
+	// rtmp://host:port/app/stream, http://host:port/app/stream.flv or
+	// ws://host:port/app/stream.flv. Placeholder is replaced by the player's
+	// stream number, cycling over 1..Publishers.
+	URLs []string
+	// Players is the number of concurrent players.
+	Players int
+	// Duration is the whole run, a hard bound: everything stops after it.
+	Duration time.Duration
+	// Ramp spreads the players' connection starts evenly over this time.
+	Ramp time.Duration
+	// Timeout bounds connecting (dial to playing) and any silence of a
+	// connection; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// PublishFile is an FLV file that Publishers publishers push over RTMP in
+	// real time, looping, before and while the players play.
+	PublishFile string
+	// Publishers is the number of publishers (0: none).
+	Publishers int
+	// PublishURL is where publishers push, rtmp://host:port/app/stream; with
+	// more than one publisher it must contain Placeholder.
+	PublishURL string
+	// Progress is the interval of the progress line (0: none).
+	Progress time.Duration
+	// ProgressOut receives the progress lines (nil: none).
+	ProgressOut io.Writer
+	// Logger receives diagnostics (nil: none).
+	Logger *slog.Logger
+}
+
+// ProtocolOf returns the protocol of a player URL.
+func ProtocolOf(rawURL string) (Protocol, error) {
+	u, err := url.Parse(strings.ReplaceAll(rawURL, Placeholder, "1"))
+	if err != nil {
+		return "", err
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("%q: no host", rawURL)
+	}
+	switch u.Scheme {
+	case "rtmp":
+		return RTMP, nil
+	case "http":
+		return HTTPFLV, nil
+	case "ws":
+		return WSFLV, nil
+	}
+	return "", fmt.Errorf("%q: scheme %q is not rtmp, http or ws", rawURL, u.Scheme)
+}
+
+func (c *Config) validate() error {
+	if c.Players < 0 || c.Publishers < 0 {
+		return errors.New("players and publishers must not be negative")
+	}
+	if c.Players == 0 && c.Publishers == 0 {
+		return errors.New("nothing to do: no players and no publishers")
+	}
+	if c.Duration <= 0 {
+		return errors.New("duration must be positive")
+	}
+	if c.Ramp < 0 || c.Ramp >= c.Duration {
+		return fmt.Errorf("ramp %s must be shorter than the duration %s", c.Ramp, c.Duration)
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Players > 0 && len(c.URLs) == 0 {
+		return errors.New("players need a stream URL")
+	}
+	for _, u := range c.URLs {
+		if _, err := ProtocolOf(u); err != nil {
+			return err
+		}
+	}
+	if (c.PublishFile == "") != (c.Publishers == 0) {
+		return errors.New("publishing needs both a file and a number of publishers")
+	}
+	if c.Publishers > 0 {
+		if p, err := ProtocolOf(c.PublishURL); err != nil || p != RTMP {
+			return fmt.Errorf("publish URL %q must be rtmp://host:port/app/stream", c.PublishURL)
+		}
+		if c.Publishers > 1 && !strings.Contains(c.PublishURL, Placeholder) {
+			return fmt.Errorf("with %d publishers the publish URL must contain %s (one stream each)", c.Publishers, Placeholder)
+		}
+	}
+	return nil
+}
+
+// streamURL replaces Placeholder in u with n.
+func streamURL(u string, n int) string {
+	return strings.ReplaceAll(u, Placeholder, strconv.Itoa(n))
+}
+
+// Report is the outcome of a run: the summary and every player's result.
+type Report struct {
+	Summary
+	// PlayerResults has one entry per player, in start order.
+	PlayerResults []PlayerResult `json:"-"`
+	// PublisherResults has one entry per publisher.
+	PublisherResults []PublisherResult `json:"-"`
+}
+
+// OK reports whether no player and no publisher failed.
+func (r *Report) OK() bool {
+	return r.Failed == 0 && (r.Publishers == nil || r.Publishers.Failed == 0)
+}
+
+// Run runs the load described by cfg until cfg.Duration has passed or ctx
+// ends, and reports what every player received. The error is for a run that
+// could not start (bad configuration, unreadable file); players that fail
+// are counted in the report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var file *flvFile
+	if cfg.Publishers > 0 {
+		var err error
+		if file, err = loadFLV(cfg.PublishFile); err != nil {
+			return nil, err
+		}
+	}
+
+	begin := time.Now()
+	runCtx, cancel := context.WithDeadline(ctx, begin.Add(cfg.Duration))
+	defer cancel()
+	var wg sync.WaitGroup
+
+	pubs := make([]*publisher, cfg.Publishers)
+	for i := range pubs {
+		pubs[i] = newPublisher(streamURL(cfg.PublishURL, i+1))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pubs[i].run(runCtx, file, cfg.Timeout, log)
+		}()
+	}
+	// Players start once every publisher has sent its first video frame.
+	for _, p := range pubs {
+		select {
+		case <-p.primed:
+		case <-p.done:
+		case <-runCtx.Done():
+		}
+	}
+
+	streams := max(cfg.Publishers, 1)
+	start := time.Now()
+	players := make([]*player, cfg.Players)
+	for i := range players {
+		u := streamURL(cfg.URLs[i%len(cfg.URLs)], 1+i%streams)
+		proto, _ := ProtocolOf(u)
+		p := &player{url: u, proto: proto, done: make(chan struct{})}
+		players[i] = p
+		at := start
+		if cfg.Players > 1 {
+			at = start.Add(cfg.Ramp * time.Duration(i) / time.Duration(cfg.Players))
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.run(runCtx, at, cfg.Timeout, log)
+		}()
+	}
+
+	prog := newProgress(cfg.ProgressOut, start, players, pubs)
+	var tick <-chan time.Time
+	if cfg.Progress > 0 && cfg.ProgressOut != nil {
+		t := time.NewTicker(cfg.Progress)
+		defer t.Stop()
+		tick = t.C
+	}
+	for running := true; running; {
+		select {
+		case <-runCtx.Done():
+			running = false
+		case now := <-tick:
+			prog.print(now)
+		}
+	}
+	stop := time.Now()
+
+	// Every connection is closed by now or about to be; wait, bounded.
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
+	select {
+	case <-allDone:
+	case <-time.After(cfg.Timeout + 5*time.Second):
+		log.Warn("bench: some connections did not stop in time")
+	}
+	return buildReport(&cfg, start, stop, players, pubs), nil
+}
