@@ -50,7 +50,9 @@ func Deliver(ctx context.Context, r *Reader, conn net.Conn, s Serializer, opt De
 	for {
 		var err error
 		entries, err = r.Next(ctx, entries[:0])
-		if len(entries) > 0 && err == nil && opt.WriteMerge > 0 {
+		// The first batch (the GOP cache) goes out at once, so merging never
+		// delays a viewer's start.
+		if len(entries) > 0 && err == nil && opt.WriteMerge > 0 && last != nil {
 			timer.Reset(opt.WriteMerge)
 			select {
 			case <-timer.C:

@@ -26,6 +26,8 @@ type Reader struct {
 	removed atomic.Bool
 
 	// Owned by the reading goroutine.
+	watched   context.Context
+	stopWatch func() bool
 	cursor    uint64
 	pending   []*Entry
 	waitKey   bool
@@ -52,27 +54,48 @@ func (r *Reader) AddBytesOut(n int) { r.bytesOut.Add(uint64(n)) }
 // at least one. It returns the stream's end error once everything queued was
 // returned, ErrSlowReader when the reader fell behind too often, ErrKicked
 // when it was kicked, or ctx's error.
+//
+// Waiting is a receive on one channel that the publisher, the stream's end,
+// a kick and ctx's cancellation all signal: a select over several channels
+// would cost more than the rest of the per-frame work of a reader.
 func (r *Reader) Next(ctx context.Context, dst []*Entry) ([]*Entry, error) {
+	r.watch(ctx)
 	for {
 		var err error
 		dst, err = r.TryNext(dst)
 		if err != nil || len(dst) > 0 {
 			return dst, err
 		}
-		select {
-		case <-r.wake:
-		case <-r.done:
-			return dst, r.Err()
-		case <-r.s.ended:
-			// Entries written just before the end are still in the ring.
-			if dst, _ = r.TryNext(dst); len(dst) > 0 {
-				return dst, nil
-			}
+		if r.s.isEnded() {
+			// Entries written just before the end were returned above.
 			return dst, r.s.endErr
-		case <-ctx.Done():
-			return dst, ctx.Err()
 		}
+		if err := ctx.Err(); err != nil {
+			return dst, err
+		}
+		<-r.wake
 	}
+}
+
+// signal wakes the reader's goroutine if it waits in Next.
+func (r *Reader) signal() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// watch makes ctx's cancellation wake the reader. It registers once per
+// context, so the per-frame path does not allocate.
+func (r *Reader) watch(ctx context.Context) {
+	if ctx == r.watched || ctx.Done() == nil {
+		return
+	}
+	if r.stopWatch != nil {
+		r.stopWatch()
+	}
+	r.watched = ctx
+	r.stopWatch = context.AfterFunc(ctx, r.signal)
 }
 
 // TryNext appends the entries ready for the reader to dst without waiting.
@@ -167,11 +190,15 @@ func (r *Reader) Close() {
 	if r.removed.CompareAndSwap(false, true) {
 		r.s.removeReader(r)
 	}
+	if r.stopWatch != nil {
+		r.stopWatch()
+	}
 }
 
 func (r *Reader) fail(err error) {
 	r.once.Do(func() {
 		r.err.Store(&err)
 		close(r.done)
+		r.signal()
 	})
 }

@@ -52,9 +52,11 @@ type Stream struct {
 	// lastKey is the sequence number + 1 of the newest keyframe entry (0: none).
 	lastKey atomic.Uint64
 
-	// ended is closed when the stream ends; endErr says why.
-	ended  chan struct{}
-	endErr error
+	// ended is closed when the stream ends; endErr says why. endedFlag is
+	// the same fact for the readers' fast path.
+	ended     chan struct{}
+	endedFlag atomic.Bool
+	endErr    error
 
 	mu        sync.Mutex
 	state     streamState
@@ -94,6 +96,9 @@ func newStream(h *Hub, path string) *Stream {
 		state:   stateEnded, // until a publisher attaches
 	}
 }
+
+// isEnded reports whether the stream has ended; endErr is set when it has.
+func (s *Stream) isEnded() bool { return s.endedFlag.Load() }
 
 // Path returns the stream's path, e.g. "live/cam1".
 func (s *Stream) Path() string { return s.path }
@@ -179,7 +184,14 @@ func (s *Stream) end(err error) {
 	if p != nil {
 		p.fail(err)
 	}
+	s.mu.Lock()
+	readers := s.readers
+	s.mu.Unlock()
+	s.endedFlag.Store(true)
 	close(s.ended)
+	for _, r := range readers {
+		r.signal()
+	}
 	s.log.Info("stream ended", "reason", err.Error())
 }
 
@@ -266,10 +278,7 @@ func (s *Stream) write(p *Publisher, f *media.Frame) error {
 	}
 	s.mu.Unlock()
 	for _, r := range readers {
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
+		r.signal()
 	}
 	return nil
 }
