@@ -388,25 +388,9 @@ func (d *Demuxer) exVideo(ts uint32, body []byte) (Event, error) {
 	if frameType == frameCommand && pktType != pktMetadata {
 		return Event{}, errIgnored
 	}
-	var tr exTrack
-	if pktType == pktVideoMultitrack {
-		var found bool
-		var err error
-		pktType, tr, found, err = multitrack(&d.video, p, pktVideoMultitrack)
-		if err != nil {
-			return Event{}, err
-		}
-		if !found {
-			return Event{}, errIgnored
-		}
-	} else {
-		if len(p) < 4 {
-			return Event{}, fmt.Errorf("%w: video FourCC", ErrTruncated)
-		}
-		if !followTrack(&d.video, 0) {
-			return Event{}, errIgnored
-		}
-		tr = exTrack{fourcc: fourCC(p), data: p[4:]}
+	pktType, tr, err := exTrackOf(&d.video, pktType, p, pktVideoMultitrack, "video")
+	if err != nil {
+		return Event{}, err
 	}
 	var c media.Codec
 	switch tr.fourcc {
@@ -555,25 +539,9 @@ func (d *Demuxer) exAudio(ts uint32, body []byte) (Event, error) {
 			return Event{}, err
 		}
 	}
-	var tr exTrack
-	if pktType == pktAudioMultitrack {
-		var found bool
-		var err error
-		pktType, tr, found, err = multitrack(&d.audio, p, pktAudioMultitrack)
-		if err != nil {
-			return Event{}, err
-		}
-		if !found {
-			return Event{}, errIgnored
-		}
-	} else {
-		if len(p) < 4 {
-			return Event{}, fmt.Errorf("%w: audio FourCC", ErrTruncated)
-		}
-		if !followTrack(&d.audio, 0) {
-			return Event{}, errIgnored
-		}
-		tr = exTrack{fourcc: fourCC(p), data: p[4:]}
+	pktType, tr, err := exTrackOf(&d.audio, pktType, p, pktAudioMultitrack, "audio")
+	if err != nil {
+		return Event{}, err
 	}
 	var c media.Codec
 	switch tr.fourcc {
@@ -664,4 +632,27 @@ func (d *Demuxer) selfDescribed(ts uint32, nanos time.Duration, c media.Codec, f
 		changed = true
 	}
 	return d.audioEvent(ts, nanos, changed, data)
+}
+
+// exTrackOf picks the track an Enhanced RTMP body carries: from a multitrack
+// packet (multitrackType) the followed track, else the single FourCC track.
+// It returns the packet type of that track, or errIgnored for other tracks.
+func exTrackOf(s *stream, pktType uint8, p []byte, multitrackType uint8, kind string) (uint8, exTrack, error) {
+	if pktType == multitrackType {
+		pktType, tr, found, err := multitrack(s, p, multitrackType)
+		if err != nil {
+			return 0, exTrack{}, err
+		}
+		if !found {
+			return 0, exTrack{}, errIgnored
+		}
+		return pktType, tr, nil
+	}
+	if len(p) < 4 {
+		return 0, exTrack{}, fmt.Errorf("%w: %s FourCC", ErrTruncated, kind)
+	}
+	if !followTrack(s, 0) {
+		return 0, exTrack{}, errIgnored
+	}
+	return pktType, exTrack{fourcc: fourCC(p), data: p[4:]}, nil
 }
