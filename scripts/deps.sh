@@ -42,3 +42,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 go mod download
+
+# versitygw: the real S3 server the storage tests run (internal/storage/storagetest).
+# Pinned; installed into $(go env GOPATH)/bin, where the tests also look for it.
+VERSITYGW_VERSION=v1.8.0
+gobin="$(go env GOPATH | cut -d: -f1)/bin"
+if ! command -v versitygw >/dev/null 2>&1 && [ ! -x "$gobin/versitygw" ]; then
+	echo "deps: installing versitygw $VERSITYGW_VERSION into $gobin"
+	go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+fi

@@ -57,6 +57,26 @@ type HTTP struct {
 type Storage struct {
 	// Dir is the local storage directory; relative paths are relative to the working directory.
 	Dir string `yaml:"dir"`
+	// S3 selects an S3-compatible object store instead of Dir when its Endpoint is set.
+	S3 S3 `yaml:"s3"`
+}
+
+// S3 configures an S3-compatible object store (AWS S3, MinIO, Ceph, R2, versitygw…).
+type S3 struct {
+	// Endpoint is the host[:port] of the S3 API, without scheme; "" keeps files on local disk.
+	Endpoint string `yaml:"endpoint"`
+	// Bucket holds the objects; required when Endpoint is set.
+	Bucket string `yaml:"bucket"`
+	// AccessKey is the access key id.
+	AccessKey string `yaml:"access_key"`
+	// SecretKey is the secret access key.
+	SecretKey string `yaml:"secret_key"`
+	// Region is the bucket's region; "" lets the client discover it.
+	Region string `yaml:"region"`
+	// UseSSL talks https to Endpoint instead of http.
+	UseSSL bool `yaml:"use_ssl"`
+	// PathStyle puts the bucket in the URL path (endpoint/bucket/key) instead of the host name.
+	PathStyle bool `yaml:"path_style"`
 }
 
 // Log configures the process logger.
@@ -119,7 +139,7 @@ func Default() *Config {
 			Listen:     ":8080",
 			CORSOrigin: "*",
 		},
-		Storage: Storage{Dir: "./data"},
+		Storage: Storage{Dir: "./data", S3: S3{PathStyle: true}},
 		Log:     Log{Level: "info", Format: "text"},
 		Hub: Hub{
 			GOPCache:       true,
@@ -167,6 +187,7 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.Storage.Dir) == "" {
 		bad("storage.dir", "must not be empty")
 	}
+	checkS3(bad, &c.Storage.S3)
 
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
@@ -204,6 +225,49 @@ func (c *Config) Validate() error {
 	}
 
 	return errors.Join(errs...)
+}
+
+// checkS3 validates storage.s3.*; with no endpoint the other keys are ignored.
+func checkS3(bad func(string, string, ...any), s *S3) {
+	if s.Endpoint == "" {
+		return
+	}
+	if err := checkEndpoint(s.Endpoint); err != nil {
+		bad("storage.s3.endpoint", "%v", err)
+	}
+	if s.Bucket == "" {
+		bad("storage.s3.bucket", "required when storage.s3.endpoint is set")
+	} else if !validBucket(s.Bucket) {
+		bad("storage.s3.bucket", "invalid bucket name %q: 3..63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit", s.Bucket)
+	}
+	if (s.AccessKey == "") != (s.SecretKey == "") {
+		bad("storage.s3.secret_key", "storage.s3.access_key and storage.s3.secret_key must be set together (both empty for anonymous access)")
+	}
+}
+
+// checkEndpoint accepts host or host:port, without a scheme or path.
+func checkEndpoint(e string) error {
+	if strings.Contains(e, "://") || strings.ContainsAny(e, "/?#@ ") {
+		return fmt.Errorf("must be host or host:port without scheme or path (use storage.s3.use_ssl for https), got %q", e)
+	}
+	if _, _, err := net.SplitHostPort(e); err == nil {
+		return checkAddr(e)
+	}
+	return nil
+}
+
+// validBucket follows the S3 bucket naming rules.
+func validBucket(b string) bool {
+	if len(b) < 3 || len(b) > 63 || strings.Contains(b, "..") {
+		return false
+	}
+	for i, r := range b {
+		alnum := (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9')
+		if !alnum && ((r != '.' && r != '-') || i == 0 || i == len(b)-1) {
+			return false
+		}
+	}
+	return true
 }
 
 func positive(bad func(string, string, ...any), key string, d time.Duration) {

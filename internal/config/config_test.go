@@ -34,6 +34,7 @@ func TestDefaultValues(t *testing.T) {
 	assert.Equal(t, ":8080", c.HTTP.Listen)
 	assert.Equal(t, "*", c.HTTP.CORSOrigin)
 	assert.Equal(t, "./data", c.Storage.Dir)
+	assert.Equal(t, S3{PathStyle: true}, c.Storage.S3, "local disk by default")
 	assert.Equal(t, Log{Level: "info", Format: "text"}, c.Log)
 	assert.Equal(t, Hub{
 		GOPCache: true, QueueSize: 1024, PublisherGrace: 5 * time.Second, Conflict: "refuse",
@@ -103,7 +104,7 @@ func TestKeysCoverEveryField(t *testing.T) {
 	}
 	assert.Equal(t, count(reflect.TypeOf(Config{})), len(Keys()))
 	for _, k := range Keys() {
-		assert.Regexp(t, `^[a-z]+(\.[a-z_]+)+$`, k.Path)
+		assert.Regexp(t, `^[a-z]+(\.[a-z][a-z0-9_]*)+$`, k.Path)
 		assert.Equal(t, k.Env, EnvName(k.Path))
 	}
 }
@@ -244,6 +245,12 @@ func TestLoadErrors(t *testing.T) {
 		{"bad level", "", []string{"QUASIPAA_LOG_LEVEL=verbose"}, []string{`log.level: must be "debug", "info", "warn" or "error", got "verbose"`}},
 		{"bad format", "log:\n  format: xml\n", nil, []string{`log.format: must be "text" or "json"`}},
 		{"empty storage", "storage:\n  dir: \"\"\n", nil, []string{"storage.dir: must not be empty"}},
+		{"s3 without bucket", "storage:\n  s3:\n    endpoint: minio:9000\n", nil, []string{"storage.s3.bucket: required when storage.s3.endpoint is set"}},
+		{"s3 bad bucket", "", []string{"QUASIPAA_STORAGE_S3_ENDPOINT=minio:9000", "QUASIPAA_STORAGE_S3_BUCKET=Rec_ordings"}, []string{`storage.s3.bucket: invalid bucket name "Rec_ordings"`}},
+		{"s3 endpoint with scheme", "storage:\n  s3:\n    endpoint: https://s3.example.com\n    bucket: rec\n", nil, []string{"storage.s3.endpoint: must be host or host:port without scheme"}},
+		{"s3 endpoint bad port", "", []string{"QUASIPAA_STORAGE_S3_ENDPOINT=minio:s3", "QUASIPAA_STORAGE_S3_BUCKET=rec"}, []string{`storage.s3.endpoint: invalid address "minio:s3"`}},
+		{"s3 key without secret", "", []string{"QUASIPAA_STORAGE_S3_ENDPOINT=minio:9000", "QUASIPAA_STORAGE_S3_BUCKET=rec", "QUASIPAA_STORAGE_S3_ACCESS_KEY=k"}, []string{"storage.s3.secret_key: storage.s3.access_key and storage.s3.secret_key must be set together"}},
+		{"s3 unknown key", "storage:\n  s3:\n    endpiont: x\n", nil, []string{"storage.s3.endpiont: unknown key", `did you mean "endpoint"`}},
 		{"bad origin", "http:\n  cors_origin: example.com\n", nil, []string{`http.cors_origin: must be "*", "" or an origin`}},
 		{"several problems at once", "hub:\n  queue_size: 1\n  conflict: x\n", nil, []string{"hub.queue_size:", "hub.conflict:"}},
 	}
@@ -260,6 +267,30 @@ func TestLoadErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestS3Settings(t *testing.T) {
+	p := writeFile(t, "storage:\n  s3:\n    endpoint: minio.internal:9000\n    bucket: recordings\n    access_key: AK\n    region: eu-west-1\n")
+	c, err := Load(p, []string{
+		"QUASIPAA_STORAGE_S3_SECRET_KEY=from-env",
+		"QUASIPAA_STORAGE_S3_USE_SSL=true",
+		"QUASIPAA_STORAGE_S3_PATH_STYLE=false",
+	})
+	require.NoError(t, err)
+	assert.Equal(t, S3{
+		Endpoint: "minio.internal:9000", Bucket: "recordings", AccessKey: "AK", SecretKey: "from-env",
+		Region: "eu-west-1", UseSSL: true, PathStyle: false,
+	}, c.Storage.S3)
+	assert.Equal(t, "./data", c.Storage.Dir)
+
+	// Without an endpoint the other keys are not checked: local disk.
+	c, err = Load("", []string{"QUASIPAA_STORAGE_S3_BUCKET=Not_Checked"})
+	require.NoError(t, err)
+	assert.Equal(t, "", c.Storage.S3.Endpoint)
+
+	// A host without port, and anonymous access, are fine.
+	_, err = Load("", []string{"QUASIPAA_STORAGE_S3_ENDPOINT=s3.amazonaws.com", "QUASIPAA_STORAGE_S3_BUCKET=my.bucket-1"})
+	require.NoError(t, err)
 }
 
 func TestLoadMissingFile(t *testing.T) {

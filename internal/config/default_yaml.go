@@ -26,6 +26,21 @@ http:
 storage:
   # Directory for recordings and other files; a relative path is relative to the working directory.
   dir: ./data
+  s3:
+    # Host[:port] of an S3-compatible object store (AWS S3, MinIO, Ceph, R2…), no scheme; "" keeps files in dir on local disk.
+    endpoint: ""
+    # Bucket holding the objects; required when endpoint is set.
+    bucket: ""
+    # Access key id; set it with secret_key, or leave both empty for anonymous access.
+    access_key: ""
+    # Secret access key; prefer the environment variable QUASIPAA_STORAGE_S3_SECRET_KEY to writing it here.
+    secret_key: ""
+    # Region of the bucket, e.g. "us-east-1"; "" lets the client discover it.
+    region: ""
+    # Use https to reach endpoint.
+    use_ssl: false
+    # Address the bucket in the URL path (endpoint/bucket/key), as MinIO and most self-hosted stores expect; false uses bucket.endpoint host names.
+    path_style: true
 
 log:
   # Lowest level logged: debug, info, warn or error.
