@@ -17,6 +17,7 @@ import (
 	"github.com/quasipaa/quasipaa/internal/netutil"
 	"github.com/quasipaa/quasipaa/internal/protocol/rtmp"
 	"github.com/quasipaa/quasipaa/internal/role/core"
+	"github.com/quasipaa/quasipaa/internal/role/exchange"
 	"github.com/quasipaa/quasipaa/internal/role/publish"
 	"github.com/quasipaa/quasipaa/internal/role/pull"
 )
@@ -29,6 +30,7 @@ type node struct {
 	hub     *hub.Hub
 	publish *publish.Server
 	pull    *pull.Server
+	hls     *exchange.HLS
 	api     *core.API
 
 	rtmpLn net.Listener
@@ -51,6 +53,17 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 		DropWindow:      cfg.Hub.DropWindow,
 		Logger:          log,
 	})
+	variant, err := exchange.ParseHLSVariant(cfg.HLS.Variant)
+	if err != nil {
+		return nil, fmt.Errorf("hls.variant: %w", err)
+	}
+	hls := exchange.NewHLS(h, exchange.HLSOptions{
+		Variant:            variant,
+		SegmentCount:       cfg.HLS.SegmentCount,
+		SegmentMinDuration: cfg.HLS.SegmentMinDuration,
+		PartMinDuration:    cfg.HLS.PartMinDuration,
+		IdleTimeout:        cfg.HLS.IdleTimeout,
+	}, log)
 	n := &node{
 		cfg:     cfg,
 		log:     log,
@@ -60,12 +73,14 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 			RTMPChunkSize: cfg.RTMP.ChunkSize,
 			CORSOrigin:    cfg.HTTP.CORSOrigin,
 			Deliver:       hub.DeliverOptions{WriteTimeout: cfg.Hub.WriteTimeout, WriteMerge: cfg.Hub.WriteMerge},
+			HLS:           hls,
 		}, log),
+		hls: hls,
 		api: core.NewAPI(h, log),
 	}
-	var err error
 	if cfg.RTMP.Listen != "" {
 		if n.rtmpLn, err = net.Listen("tcp", cfg.RTMP.Listen); err != nil {
+			hls.Close()
 			return nil, fmt.Errorf("rtmp.listen: %w", err)
 		}
 	}
@@ -73,6 +88,7 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 		if n.rtmpLn != nil {
 			n.rtmpLn.Close()
 		}
+		hls.Close()
 		return nil, fmt.Errorf("http.listen: %w", err)
 	}
 	return n, nil
@@ -102,7 +118,7 @@ func (n *node) run(ctx context.Context) error {
 	n.api.Register(mux)
 	n.pull.Register(mux)
 	srv := &http.Server{
-		Handler:           withCORS(n.cfg.HTTP.CORSOrigin, rejectDotSegments(mux)),
+		Handler:           withCORS(n.cfg.HTTP.CORSOrigin, rejectDotSegments(n.pull.WithHLS(mux))),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
@@ -129,6 +145,8 @@ func (n *node) run(ctx context.Context) error {
 	}
 	n.log.Info("shutting down")
 	n.hub.Close()
+	// Ends every HLS muxer, which releases the requests blocked on them.
+	n.hls.Close()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {

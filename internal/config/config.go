@@ -23,7 +23,22 @@ type Config struct {
 	Storage Storage `yaml:"storage"`
 	Log     Log     `yaml:"log"`
 	Hub     Hub     `yaml:"hub"`
+	HLS     HLS     `yaml:"hls"`
 	Debug   Debug   `yaml:"debug"`
+}
+
+// HLS configures live HLS packaging (served at /{app}/{stream}/index.m3u8).
+type HLS struct {
+	// Variant is lowLatency (LL-HLS, fMP4 parts), fmp4 or mpegts (classic, for old players).
+	Variant string `yaml:"variant"`
+	// SegmentCount is the number of segments in the live playlist.
+	SegmentCount int `yaml:"segment_count"`
+	// SegmentMinDuration is the shortest segment; a segment ends at the first keyframe after it.
+	SegmentMinDuration time.Duration `yaml:"segment_min_duration"`
+	// PartMinDuration is the shortest partial segment of Low-Latency HLS.
+	PartMinDuration time.Duration `yaml:"part_min_duration"`
+	// IdleTimeout stops packaging a stream nobody requested over HLS for this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // Debug configures diagnostics that are off by default.
@@ -139,6 +154,13 @@ func Default() *Config {
 			Listen:     ":8080",
 			CORSOrigin: "*",
 		},
+		HLS: HLS{
+			Variant:            "lowLatency",
+			SegmentCount:       7,
+			SegmentMinDuration: time.Second,
+			PartMinDuration:    200 * time.Millisecond,
+			IdleTimeout:        30 * time.Second,
+		},
 		Storage: Storage{Dir: "./data", S3: S3{PathStyle: true}},
 		Log:     Log{Level: "info", Format: "text"},
 		Hub: Hub{
@@ -217,6 +239,20 @@ func (c *Config) Validate() error {
 	if c.Hub.WriteMerge < 0 || c.Hub.WriteMerge > MaxWriteMerge {
 		bad("hub.write_merge", "%s out of range 0s..%s", c.Hub.WriteMerge, MaxWriteMerge)
 	}
+
+	switch c.HLS.Variant {
+	case "lowLatency", "fmp4", "mpegts":
+	default:
+		bad("hls.variant", `must be "lowLatency", "fmp4" or "mpegts", got %q`, c.HLS.Variant)
+	}
+	if c.HLS.SegmentCount < 3 || c.HLS.SegmentCount > 100 {
+		bad("hls.segment_count", "%d out of range 3..100", c.HLS.SegmentCount)
+	} else if c.HLS.Variant == "lowLatency" && c.HLS.SegmentCount < 7 {
+		bad("hls.segment_count", "Low-Latency HLS needs at least 7 segments, got %d", c.HLS.SegmentCount)
+	}
+	positive(bad, "hls.segment_min_duration", c.HLS.SegmentMinDuration)
+	positive(bad, "hls.part_min_duration", c.HLS.PartMinDuration)
+	positive(bad, "hls.idle_timeout", c.HLS.IdleTimeout)
 
 	if c.Debug.PprofListen != "" {
 		if err := checkAddr(c.Debug.PprofListen); err != nil {

@@ -66,6 +66,18 @@ hub:
   # 0s writes every frame as it arrives; e.g. 100ms batches a viewer's frames into one write, adding at most that much latency (max 1s).
   write_merge: 0s
 
+hls:
+  # Live HLS packaging: lowLatency (LL-HLS with fMP4 parts), fmp4, or mpegts (classic, for old players).
+  variant: lowLatency
+  # Segments listed in the live playlist (3..100; at least 7 for lowLatency).
+  segment_count: 7
+  # Shortest segment; a segment ends at the first keyframe after this long.
+  segment_min_duration: 1s
+  # Shortest partial segment of Low-Latency HLS.
+  part_min_duration: 200ms
+  # Packaging of a stream stops when nobody requested it over HLS for this long; the next request restarts it.
+  idle_timeout: 30s
+
 debug:
   # Address of a Go pprof HTTP endpoint (/debug/pprof/), e.g. "127.0.0.1:6060"; "" disables it. Keep it on loopback.
   pprof_listen: ""

@@ -1,5 +1,5 @@
 // Package pull is the edge role: it delivers streams from the hub to viewers
-// over RTMP, HTTP-FLV and WS-FLV.
+// over RTMP, HTTP-FLV and WS-FLV, and routes HLS requests to the packager.
 package pull
 
 import (
@@ -20,6 +20,8 @@ type Options struct {
 	CORSOrigin string
 	// Deliver configures the writers.
 	Deliver hub.DeliverOptions
+	// HLS serves /{app}/{stream}/index.m3u8 and its files (nil: no HLS), see WithHLS.
+	HLS HLSHandler
 }
 
 // Server delivers the hub's streams to viewers.
