@@ -78,6 +78,17 @@ func supported(v HLSVariant) string {
 	return "h264, h265, aac, opus"
 }
 
+// firstParam returns the first parameter set of list (nil when there is
+// none) and records it in pt.params, the sets put in front of keyframes that
+// do not carry their own.
+func (pt *plannedTrack) firstParam(list [][]byte) []byte {
+	if len(list) == 0 {
+		return nil
+	}
+	pt.params = append(pt.params, list[0])
+	return list[0]
+}
+
 func planVideo(i int, t *media.Track, v HLSVariant) (*plannedTrack, error) {
 	pt := &plannedTrack{index: i, codec: t.Codec, config: t.Config, clock: 90000}
 	switch {
@@ -86,34 +97,15 @@ func planVideo(i int, t *media.Track, v HLSVariant) (*plannedTrack, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: h264 configuration: %w", ErrUnsupportedCodec, err)
 		}
-		c := &codecs.H264{}
-		if len(rec.SPS) > 0 {
-			c.SPS = rec.SPS[0]
-			pt.params = append(pt.params, rec.SPS[0])
-		}
-		if len(rec.PPS) > 0 {
-			c.PPS = rec.PPS[0]
-			pt.params = append(pt.params, rec.PPS[0])
-		}
+		c := &codecs.H264{SPS: pt.firstParam(rec.SPS), PPS: pt.firstParam(rec.PPS)}
 		pt.hls = &gohlslib.Track{Codec: c, ClockRate: 90000}
 	case t.Codec == media.CodecH265 && v != HLSMPEGTS:
 		rec, err := h265.ParseConfigRecord(t.Config)
 		if err != nil {
 			return nil, fmt.Errorf("%w: h265 configuration: %w", ErrUnsupportedCodec, err)
 		}
-		c := &codecs.H265{}
-		if len(rec.VPS) > 0 {
-			c.VPS = rec.VPS[0]
-			pt.params = append(pt.params, rec.VPS[0])
-		}
-		if len(rec.SPS) > 0 {
-			c.SPS = rec.SPS[0]
-			pt.params = append(pt.params, rec.SPS[0])
-		}
-		if len(rec.PPS) > 0 {
-			c.PPS = rec.PPS[0]
-			pt.params = append(pt.params, rec.PPS[0])
-		}
+		// Evaluated left to right: params keep the VPS, SPS, PPS order.
+		c := &codecs.H265{VPS: pt.firstParam(rec.VPS), SPS: pt.firstParam(rec.SPS), PPS: pt.firstParam(rec.PPS)}
 		pt.hls = &gohlslib.Track{Codec: c, ClockRate: 90000}
 	default:
 		return nil, fmt.Errorf("%w: video %s in HLS %s (supported: %s)", ErrUnsupportedCodec, t.Codec, v, supported(v))
