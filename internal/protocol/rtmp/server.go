@@ -375,22 +375,37 @@ func (s *ServerConn) Reject(code, description string) error {
 // acknowledgements and commands are handled internally; deleteStream,
 // FCUnpublish and closeStream (and a closed connection) return io.EOF.
 func (s *ServerConn) ReadMessage() (*Message, error) {
+	m, err := s.readPublished(false)
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// ReadMessageBorrowed is ReadMessage without a copy: the payload is valid
+// only until the next call, for callers that copy what they keep (the FLV
+// demuxer does).
+func (s *ServerConn) ReadMessageBorrowed() (Message, error) {
+	return s.readPublished(true)
+}
+
+func (s *ServerConn) readPublished(borrow bool) (Message, error) {
 	if s.state != statePublishing {
-		return nil, ErrState
+		return Message{}, ErrState
 	}
 	for {
 		s.setReadTimeout(s.cfg.readTimeout)
-		m, err := s.readMessage(false)
+		m, err := s.readMessage(borrow)
 		if err != nil {
-			return nil, err
+			return Message{}, err
 		}
 		switch m.Type {
 		case MsgAudio, MsgVideo, MsgDataAMF0, MsgDataAMF3:
-			return &m, nil
+			return m, nil
 		}
 		cmd, ok, err := s.parseCommand(m)
 		if err != nil {
-			return nil, err
+			return Message{}, err
 		}
 		if !ok {
 			continue
@@ -398,7 +413,7 @@ func (s *ServerConn) ReadMessage() (*Message, error) {
 		switch cmd.name {
 		case "deleteStream", "FCUnpublish", "closeStream":
 			s.log.Debug("rtmp publisher stopped", "remote", s.nc.RemoteAddr(), "command", cmd.name)
-			return nil, io.EOF
+			return Message{}, io.EOF
 		}
 	}
 }

@@ -66,7 +66,8 @@ func (s *Server) ServeRTMP(ctx context.Context, c *rtmp.ServerConn, req *rtmp.Re
 		lastWarn time.Time
 	)
 	for {
-		m, err := c.ReadMessage()
+		// Borrowed: the demuxer copies each frame's payload once.
+		m, err := c.ReadMessageBorrowed()
 		if err != nil {
 			stats := demux.Stats()
 			attrs := []any{"duration", time.Since(started).Round(time.Millisecond), "frames", stats.Frames, "invalid", stats.Invalid, "before_sequence_header", stats.NoSequenceHeader}
