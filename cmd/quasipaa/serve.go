@@ -16,10 +16,12 @@ import (
 	"github.com/quasipaa/quasipaa/internal/hub"
 	"github.com/quasipaa/quasipaa/internal/netutil"
 	"github.com/quasipaa/quasipaa/internal/protocol/rtmp"
+	"github.com/quasipaa/quasipaa/internal/record"
 	"github.com/quasipaa/quasipaa/internal/role/core"
 	"github.com/quasipaa/quasipaa/internal/role/exchange"
 	"github.com/quasipaa/quasipaa/internal/role/publish"
 	"github.com/quasipaa/quasipaa/internal/role/pull"
+	"github.com/quasipaa/quasipaa/internal/vod"
 )
 
 // node is one running server: the hub and the roles over it, and the
@@ -32,6 +34,12 @@ type node struct {
 	pull    *pull.Server
 	hls     *exchange.HLS
 	api     *core.API
+	vod     http.Handler // nil without storage
+
+	// storage and recording; rec is nil when nothing is stored.
+	rec       *recording
+	recorder  *record.Recorder
+	recCancel context.CancelFunc
 
 	rtmpLn net.Listener
 	httpLn net.Listener
@@ -44,7 +52,19 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 	if cfg.Hub.Conflict == config.ConflictTakeover {
 		conflict = hub.ConflictTakeOver
 	}
+	rec, err := openStorage(context.Background(), cfg)
+	if err != nil {
+		return nil, err
+	}
+	// The recorder is created after the hub it reads, and before anything
+	// can publish.
+	var recorder *record.Recorder
 	h := hub.New(hub.Options{
+		OnStreamStart: func(path string) {
+			if recorder != nil {
+				recorder.StreamStarted(path)
+			}
+		},
 		QueueSize:       cfg.Hub.QueueSize,
 		DisableGOPCache: !cfg.Hub.GOPCache,
 		PublisherGrace:  cfg.Hub.PublisherGrace,
@@ -59,6 +79,7 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 	}
 	hls := exchange.NewHLS(h, exchange.HLSOptions{
 		Variant:            variant,
+		VariantFor:         appHLSVariant(cfg),
 		SegmentCount:       cfg.HLS.SegmentCount,
 		SegmentMinDuration: cfg.HLS.SegmentMinDuration,
 		PartMinDuration:    cfg.HLS.PartMinDuration,
@@ -76,8 +97,29 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 			HLS:           hls,
 		}, log),
 		hls: hls,
-		api: core.NewAPI(h, log),
+		rec: rec,
 	}
+	var apiOpts []core.Option
+	if rec != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		recorder = record.NewRecorder(ctx, h, rec.sink, recordPolicy(cfg), log)
+		n.recorder, n.recCancel = recorder, cancel
+		apiOpts = append(apiOpts, core.WithRecordings(record.NewIndex(rec.store)))
+		n.vod = vod.New(rec.store, vod.Options{
+			DVRWindow: func(path string) time.Duration {
+				if a, ok := cfg.AppFor(path); ok && a.Record {
+					return a.DVRWindow
+				}
+				return 0
+			},
+			Live: func(path string) bool {
+				info, ok := h.Stream(path)
+				return ok && info.State == "live"
+			},
+			Logger: log,
+		})
+	}
+	n.api = core.NewAPI(h, log, apiOpts...)
 	if cfg.RTMP.Listen != "" {
 		if n.rtmpLn, err = net.Listen("tcp", cfg.RTMP.Listen); err != nil {
 			hls.Close()
@@ -88,10 +130,33 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 		if n.rtmpLn != nil {
 			n.rtmpLn.Close()
 		}
-		hls.Close()
+		n.closeEarly()
 		return nil, fmt.Errorf("http.listen: %w", err)
 	}
 	return n, nil
+}
+
+// closeEarly releases what newNode built when it fails half-way.
+func (n *node) closeEarly() {
+	n.hls.Close()
+	if n.recCancel != nil {
+		n.recCancel()
+	}
+	if n.rec != nil {
+		n.rec.close()
+	}
+}
+
+// appHLSVariant returns the per-app HLS variant override of apps[].hls_variant.
+func appHLSVariant(cfg *config.Config) func(string) (exchange.HLSVariant, bool) {
+	return func(path string) (exchange.HLSVariant, bool) {
+		a, ok := cfg.AppFor(path)
+		if !ok || a.HLSVariant == "" {
+			return 0, false
+		}
+		v, err := exchange.ParseHLSVariant(a.HLSVariant)
+		return v, err == nil
+	}
 }
 
 // runServe runs every role until ctx is cancelled, then shuts down: it stops
@@ -114,11 +179,17 @@ func (n *node) run(ctx context.Context) error {
 			_ = netutil.ServeTCP(ctx, n.rtmpLn, n.log, n.serveRTMP)
 		}()
 	}
+	var waitRecording func()
+	recCtx, stopRecording := context.WithCancel(ctx)
+	defer stopRecording()
+	if n.rec != nil {
+		waitRecording = n.rec.run(recCtx, n.cfg, n.log)
+	}
 	mux := http.NewServeMux()
 	n.api.Register(mux)
 	n.pull.Register(mux)
 	srv := &http.Server{
-		Handler:           withCORS(n.cfg.HTTP.CORSOrigin, rejectDotSegments(n.pull.WithHLS(mux))),
+		Handler:           withCORS(n.cfg.HTTP.CORSOrigin, rejectDotSegments(withPrefix("/vod/", n.vod, n.pull.WithHLS(mux)))),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
@@ -154,6 +225,14 @@ func (n *node) run(ctx context.Context) error {
 	}
 	n.pull.Wait()
 	wg.Wait()
+	if n.rec != nil {
+		// The hub is closed: every recording session files its last segment.
+		n.recorder.Wait()
+		n.recCancel()
+		stopRecording()
+		waitRecording()
+		n.rec.close()
+	}
 	n.log.Info("stopped")
 	if errors.Is(runErr, http.ErrServerClosed) {
 		runErr = nil
@@ -205,6 +284,22 @@ func rejectDotSegments(next http.Handler) http.Handler {
 	})
 }
 
+// withPrefix sends the requests under prefix to h (404 when h is nil) and
+// the others to next.
+func withPrefix(prefix string, h, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, prefix) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if h == nil {
+			core.WriteError(w, http.StatusNotFound, "not_found", "no recordings: nothing is recorded on this node (see apps[].record)")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // startPprof serves Go's profiling endpoints on addr until ctx ends.
 func startPprof(ctx context.Context, addr string, log *slog.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
@@ -233,7 +328,7 @@ func withCORS(origin string, next http.Handler) http.Handler {
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", origin)
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
-			h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+			h.Set("Access-Control-Allow-Methods", "GET, HEAD, DELETE, OPTIONS")
 			h.Set("Access-Control-Allow-Headers", "*")
 			h.Set("Access-Control-Max-Age", "86400")
 			w.WriteHeader(http.StatusNoContent)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	pathpkg "path"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,67 @@ type Config struct {
 	Hub     Hub     `yaml:"hub"`
 	HLS     HLS     `yaml:"hls"`
 	Debug   Debug   `yaml:"debug"`
+	// Apps are per-application policies, matched against a stream path in
+	// order; the first match applies and a stream no entry matches gets the
+	// defaults of the sections above (no recording).
+	Apps []App `yaml:"apps"`
+}
+
+// App is the policy of the streams whose path matches Match.
+type App struct {
+	// Match is a path pattern: "live/cam1", "live/*" ('*' stays within one
+	// path segment, as in path.Match), "live/**" (everything under live/) or "**".
+	Match string `yaml:"match"`
+	// Record writes the streams to storage as fMP4 segments.
+	Record bool `yaml:"record"`
+	// RecordSegment is the target length of a recorded segment; a segment
+	// ends at the first video keyframe after it.
+	RecordSegment time.Duration `yaml:"record_segment"`
+	// Retention deletes recorded segments older than this; 0 keeps them forever.
+	Retention time.Duration `yaml:"retention"`
+	// DVRWindow is how far back the DVR playlist of a recorded live stream
+	// reaches (/vod/{app}/{stream}/index.m3u8 without from and to).
+	DVRWindow time.Duration `yaml:"dvr_window"`
+	// HLSVariant overrides hls.variant for these streams; "" keeps it.
+	HLSVariant string `yaml:"hls_variant"`
+}
+
+// DefaultApp returns the values an apps entry starts from before its keys
+// are applied.
+func DefaultApp() App {
+	return App{RecordSegment: 4 * time.Second, DVRWindow: 2 * time.Hour}
+}
+
+// AppFor returns the policy of the first apps entry matching path.
+func (c *Config) AppFor(path string) (App, bool) {
+	for _, a := range c.Apps {
+		if MatchPath(a.Match, path) {
+			return a, true
+		}
+	}
+	return App{}, false
+}
+
+// MatchPath reports whether the stream path p matches pattern: "**" matches
+// everything, a pattern ending in "/**" matches everything below its
+// prefix, and any other pattern is a path.Match glob.
+func MatchPath(pattern, p string) bool {
+	if pattern == "**" {
+		return true
+	}
+	if prefix, ok := strings.CutSuffix(pattern, "/**"); ok {
+		// The prefix (which may hold globs) must match the first segments of p,
+		// and p must go deeper.
+		k := strings.Count(prefix, "/") + 1
+		segs := strings.SplitN(p, "/", k+1)
+		if len(segs) <= k {
+			return false
+		}
+		ok, _ := pathpkg.Match(prefix, strings.Join(segs[:k], "/"))
+		return ok
+	}
+	ok, _ := pathpkg.Match(pattern, p)
+	return ok
 }
 
 // HLS configures live HLS packaging (served at /{app}/{stream}/index.m3u8).
@@ -138,6 +200,8 @@ const (
 	MaxQueueSize   = 65536
 	MaxMaxDrops    = 1 << 20
 	MaxWriteMerge  = time.Second
+	MaxApps        = 1000
+	MaxPatternLen  = 256
 )
 
 // Default returns the embedded default configuration: every role in one
@@ -260,7 +324,45 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if len(c.Apps) > MaxApps {
+		bad("apps", "%d entries, at most %d", len(c.Apps), MaxApps)
+	}
+	for i := range c.Apps {
+		checkApp(bad, fmt.Sprintf("apps[%d]", i), &c.Apps[i])
+	}
+
 	return errors.Join(errs...)
+}
+
+// checkApp validates one apps entry; key is its "apps[i]" prefix.
+func checkApp(bad func(string, string, ...any), key string, a *App) {
+	switch {
+	case a.Match == "":
+		bad(key+".match", "required: a path pattern like \"live/*\" or \"**\"")
+	case len(a.Match) > MaxPatternLen:
+		bad(key+".match", "longer than %d bytes", MaxPatternLen)
+	default:
+		glob := strings.TrimSuffix(a.Match, "/**")
+		if _, err := pathpkg.Match(glob, ""); err != nil && a.Match != "**" {
+			bad(key+".match", "invalid pattern %q: %v", a.Match, err)
+		}
+	}
+	if a.RecordSegment < time.Second || a.RecordSegment > 10*time.Minute {
+		bad(key+".record_segment", "%s out of range 1s..10m", a.RecordSegment)
+	}
+	if a.Retention < 0 {
+		bad(key+".retention", "must not be negative (0 keeps recordings forever), got %s", a.Retention)
+	} else if a.Retention > 0 && a.Retention < time.Minute {
+		bad(key+".retention", "at least 1m (0 keeps recordings forever), got %s", a.Retention)
+	}
+	if a.DVRWindow < 0 {
+		bad(key+".dvr_window", "must not be negative, got %s", a.DVRWindow)
+	}
+	switch a.HLSVariant {
+	case "", "lowLatency", "fmp4", "mpegts":
+	default:
+		bad(key+".hls_variant", `must be "", "lowLatency", "fmp4" or "mpegts", got %q`, a.HLSVariant)
+	}
 }
 
 // checkS3 validates storage.s3.*; with no endpoint the other keys are ignored.

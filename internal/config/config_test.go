@@ -104,7 +104,7 @@ func TestKeysCoverEveryField(t *testing.T) {
 	}
 	assert.Equal(t, count(reflect.TypeOf(Config{})), len(Keys()))
 	for _, k := range Keys() {
-		assert.Regexp(t, `^[a-z]+(\.[a-z][a-z0-9_]*)+$`, k.Path)
+		assert.Regexp(t, `^[a-z]+(\.[a-z][a-z0-9_]*)*$`, k.Path)
 		assert.Equal(t, k.Env, EnvName(k.Path))
 	}
 }
@@ -224,7 +224,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad env int", "", []string{"QUASIPAA_HUB_QUEUE_SIZE=abc"}, []string{"hub.queue_size", "QUASIPAA_HUB_QUEUE_SIZE", `invalid integer "abc"`}},
 		{"bad env duration", "", []string{"QUASIPAA_HUB_PUBLISHER_GRACE=3"}, []string{"hub.publisher_grace", `invalid duration "3"`}},
 		{"empty env int", "", []string{"QUASIPAA_HUB_MAX_DROPS="}, []string{"hub.max_drops", `invalid integer ""`}},
-		{"unknown env", "", []string{"QUASIPAA_RTMP_LISTN=:1", "QUASIPAA_NOPE=1"}, []string{"unknown variables QUASIPAA_NOPE, QUASIPAA_RTMP_LISTN (did you mean QUASIPAA_RTMP_LISTEN?)"}},
+		{"unknown env", "", []string{"QUASIPAA_RTMP_LISTN=:1", "QUASIPAA_NOT_A_KEY=1"}, []string{"unknown variables QUASIPAA_NOT_A_KEY, QUASIPAA_RTMP_LISTN (did you mean QUASIPAA_RTMP_LISTEN?)"}},
 
 		{"bad http.listen", "", []string{"QUASIPAA_HTTP_LISTEN=x"}, []string{`http.listen: invalid address "x": missing port in address`}},
 		{"empty http.listen", "http:\n  listen: \"\"\n", nil, []string{"http.listen: must not be empty"}},
@@ -312,8 +312,11 @@ func TestDocsMentionEveryKey(t *testing.T) {
 	require.NoError(t, err)
 	doc := string(b)
 	var missing []string
-	for _, k := range Keys() {
+	for _, k := range append(Keys(), ItemKeys("apps")...) {
 		for _, s := range []string{"`" + k.Path + "`", "`" + k.Env + "`"} {
+			if s == "``" {
+				continue
+			}
 			if !strings.Contains(doc, s) {
 				missing = append(missing, s)
 			}
@@ -321,4 +324,83 @@ func TestDocsMentionEveryKey(t *testing.T) {
 	}
 	sort.Strings(missing)
 	assert.Empty(t, missing, "docs/config.md does not mention these")
+}
+
+func TestAppsFromFile(t *testing.T) {
+	p := writeFile(t, `
+apps:
+  - match: "live/*"
+    record: true
+    retention: 24h
+  - match: "vod/**"
+    hls_variant: mpegts
+    record_segment: 10s
+`)
+	c, err := Load(p, nil)
+	require.NoError(t, err)
+	require.Len(t, c.Apps, 2)
+	assert.Equal(t, App{Match: "live/*", Record: true, RecordSegment: 4 * time.Second, Retention: 24 * time.Hour, DVRWindow: 2 * time.Hour}, c.Apps[0])
+	assert.Equal(t, "mpegts", c.Apps[1].HLSVariant)
+	assert.Equal(t, 10*time.Second, c.Apps[1].RecordSegment)
+
+	a, ok := c.AppFor("live/cam1")
+	assert.True(t, ok)
+	assert.True(t, a.Record)
+	_, ok = c.AppFor("live/cam1/sub")
+	assert.False(t, ok, "'*' does not cross a slash")
+	a, ok = c.AppFor("vod/a/b")
+	assert.True(t, ok)
+	assert.Equal(t, "mpegts", a.HLSVariant)
+	_, ok = c.AppFor("vod")
+	assert.False(t, ok, "vod/** needs something below vod/")
+}
+
+func TestAppsFromEnv(t *testing.T) {
+	c, err := Load("", []string{`QUASIPAA_APPS=[{"match": "**", "record": true, "record_segment": "2s"}]`})
+	require.NoError(t, err)
+	require.Len(t, c.Apps, 1)
+	assert.Equal(t, 2*time.Second, c.Apps[0].RecordSegment)
+	assert.True(t, c.Apps[0].Record)
+
+	c, err = Load("", []string{`QUASIPAA_APPS=[]`})
+	require.NoError(t, err)
+	assert.Empty(t, c.Apps)
+}
+
+func TestAppsErrorsNameTheKey(t *testing.T) {
+	for body, want := range map[string]string{
+		"apps:\n  - record: true\n":                              "apps[0].match: required",
+		"apps:\n  - match: \"[\"\n":                              "apps[0].match: invalid pattern",
+		"apps:\n  - match: a\n    record_segment: 100ms\n":       "apps[0].record_segment",
+		"apps:\n  - match: a\n  - match: b\n    retention: 1s\n": "apps[1].retention",
+		"apps:\n  - match: a\n    hls_variant: dash\n":           "apps[0].hls_variant",
+		"apps:\n  - match: a\n    recrd: true\n":                 `apps[0].recrd: unknown key`,
+		"apps:\n  match: a\n":                                    "apps: line 2: expected a list",
+		"apps:\n  - match: a\n    record: maybe\n":               "apps[0].record",
+	} {
+		_, err := Load(writeFile(t, body), nil)
+		require.Error(t, err, body)
+		assert.Contains(t, err.Error(), want, body)
+	}
+	_, err := Load("", []string{`QUASIPAA_APPS=[{"match": 5`})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "QUASIPAA_APPS")
+}
+
+func TestMatchPath(t *testing.T) {
+	for _, c := range []struct {
+		pattern, path string
+		want          bool
+	}{
+		{"**", "a/b", true},
+		{"live/cam1", "live/cam1", true},
+		{"live/cam1", "live/cam2", false},
+		{"live/*", "live/x", true},
+		{"*/x", "live/x", true},
+		{"live/**", "live/x/y", true},
+		{"live/**", "livex/y", false},
+		{"*/**", "a/b/c", true},
+	} {
+		assert.Equal(t, c.want, MatchPath(c.pattern, c.path), "%s vs %s", c.pattern, c.path)
+	}
 }

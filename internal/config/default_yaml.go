@@ -81,6 +81,18 @@ hls:
 debug:
   # Address of a Go pprof HTTP endpoint (/debug/pprof/), e.g. "127.0.0.1:6060"; "" disables it. Keep it on loopback.
   pprof_listen: ""
+
+# Per-application policies, matched in order against the stream path ("app/stream");
+# the first match applies, and a stream nothing matches is live only (not recorded).
+# Set the whole list from the environment as YAML/JSON: QUASIPAA_APPS='[{match: "live/*", record: true}]'.
+# Keys of an entry (only match is required):
+#   match: "live/*"          path pattern: '*' within one segment, "live/**" everything under live/, "**" everything
+#   record: false            record the streams to storage as fMP4 segments (storage.dir or storage.s3)
+#   record_segment: 4s       target segment length (1s..10m); a segment ends at the first keyframe after it
+#   retention: 0s            delete segments older than this (at least 1m); 0s keeps them forever
+#   dvr_window: 2h           how far back /vod/{app}/{stream}/index.m3u8 (no from/to) reaches while live
+#   hls_variant: ""          lowLatency, fmp4 or mpegts for these streams; "" keeps hls.variant
+apps: []
 `
 
 // DefaultYAML returns the documented default configuration file, with a

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -13,6 +14,7 @@ func FuzzDecodeYAML(f *testing.F) {
 	f.Add("hub: &h\n  queue_size: 64\nrtmp: *h\n")
 	f.Add("- a\n- b\n")
 	f.Add("hub:\n  publisher_grace: 5\n---\nx: 1\n")
+	f.Add("apps:\n  - match: \"live/*\"\n    record: true\n")
 	f.Fuzz(func(t *testing.T, body string) {
 		a := Default()
 		if err := a.decodeYAML(strings.NewReader(body)); err != nil {
@@ -22,7 +24,7 @@ func FuzzDecodeYAML(f *testing.F) {
 		if err := b.decodeYAML(strings.NewReader(body)); err != nil {
 			t.Fatalf("second decode failed: %v", err)
 		}
-		if *a != *b {
+		if !reflect.DeepEqual(a, b) {
 			t.Fatalf("decoding is not deterministic: %+v vs %+v", a, b)
 		}
 		_ = a.Validate()

@@ -25,7 +25,7 @@ const EnvConfigFile = "QUASIPAA_CONFIG"
 type Key struct {
 	Path string // dotted YAML path, e.g. "hub.queue_size"
 	Env  string // environment variable, e.g. "QUASIPAA_HUB_QUEUE_SIZE"
-	Type string // "string", "bool", "int" or "duration"
+	Type string // "string", "bool", "int", "duration" or "list"
 
 	index []int // reflect field index path from Config
 }
@@ -52,6 +52,10 @@ var keys = func() []Key {
 				walk(f.Type, path, idx)
 				continue
 			}
+			if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+				out = append(out, Key{Path: path, Env: EnvName(path), Type: "list", index: idx})
+				continue
+			}
 			typ := typeName(f.Type)
 			if typ == "" {
 				panic(fmt.Sprintf("config: %s has unsupported type %s", path, f.Type))
@@ -69,6 +73,26 @@ var keys = func() []Key {
 	}
 	return out
 }()
+
+// ItemKeys returns the settings of one entry of the list key listPath
+// ("apps" → "apps[].match", …); they have no environment variable of their
+// own: the whole list is set at once by the list's variable.
+func ItemKeys(listPath string) []Key {
+	for _, k := range keys {
+		if k.Path != listPath || k.Type != "list" {
+			continue
+		}
+		t := reflect.TypeOf(Config{}).FieldByIndex(k.index).Type.Elem()
+		var out []Key
+		for i := 0; i < t.NumField(); i++ {
+			if name := yamlName(t.Field(i)); name != "" {
+				out = append(out, Key{Path: listPath + "[]." + name, Type: typeName(t.Field(i).Type), index: []int{i}})
+			}
+		}
+		return out
+	}
+	return nil
+}
 
 // Keys returns every leaf setting of Config with its environment variable.
 func Keys() []Key {
@@ -233,6 +257,12 @@ func decodeMapping(v reflect.Value, n *yaml.Node, prefix string) error {
 			}
 			continue
 		}
+		if field.Kind() == reflect.Slice {
+			if err := decodeList(field, vn, path); err != nil {
+				return err
+			}
+			continue
+		}
 		if isNull(vn) {
 			return fmt.Errorf(`%s: line %d: no value; write "" for an empty string or remove the key to keep the default`, path, vn.Line)
 		}
@@ -244,6 +274,46 @@ func decodeMapping(v reflect.Value, n *yaml.Node, prefix string) error {
 		}
 	}
 	return nil
+}
+
+// decodeList replaces the list field v with the entries of the sequence n;
+// each entry starts from its type's defaults (see itemDefaults).
+func decodeList(v reflect.Value, n *yaml.Node, path string) error {
+	if isNull(n) {
+		v.Set(reflect.Zero(v.Type()))
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		return fmt.Errorf("%s: line %d: expected a list of entries, got %s", path, n.Line, kindName(n))
+	}
+	if len(n.Content) > maxListLen {
+		return fmt.Errorf("%s: line %d: %d entries, at most %d", path, n.Line, len(n.Content), maxListLen)
+	}
+	if len(n.Content) == 0 {
+		v.Set(reflect.Zero(v.Type()))
+		return nil
+	}
+	list := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		elem := list.Index(i)
+		elem.Set(itemDefaults(v.Type().Elem()))
+		if err := decodeMapping(elem, item, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+			return err
+		}
+	}
+	v.Set(list)
+	return nil
+}
+
+// maxListLen bounds a list key before validation sees it.
+const maxListLen = 10000
+
+// itemDefaults returns the starting value of a new list entry of type t.
+func itemDefaults(t reflect.Type) reflect.Value {
+	if t == reflect.TypeOf(App{}) {
+		return reflect.ValueOf(DefaultApp())
+	}
+	return reflect.Zero(t)
 }
 
 func fieldByYAML(v reflect.Value, name string) (reflect.Value, bool) {
@@ -332,6 +402,12 @@ func (c *Config) applyEnv(environ []string) error {
 			unknown = append(unknown, msg)
 			continue
 		}
+		if k.Type == "list" {
+			if err := setListFromYAML(root.FieldByIndex(k.index), value, k.Path); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+			continue
+		}
 		if err := setValue(root.FieldByIndex(k.index), value); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %s: %w", k.Path, name, err))
 		}
@@ -346,6 +422,20 @@ func (c *Config) applyEnv(environ []string) error {
 			noun, strings.Join(unknown, ", "))}, errs...)
 	}
 	return errors.Join(errs...)
+}
+
+// setListFromYAML sets a list key from a YAML (or JSON) flow value such as
+// [{match: "live/*", record: true}].
+func setListFromYAML(v reflect.Value, value, path string) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(value), &doc); err != nil {
+		return fmt.Errorf("%s: not a YAML/JSON list: %w", path, err)
+	}
+	if len(doc.Content) == 0 {
+		v.Set(reflect.Zero(v.Type()))
+		return nil
+	}
+	return decodeList(v, resolveAlias(doc.Content[0]), path)
 }
 
 // suggestEnv returns the known variable closest to name, if close enough.

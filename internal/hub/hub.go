@@ -61,6 +61,10 @@ type Options struct {
 	DropWindow time.Duration
 	// Logger receives the hub's logs (default slog.Default()).
 	Logger *slog.Logger
+	// OnStreamStart, when set, is called with the path of every new stream
+	// (not one resumed within its grace period), after its publisher is
+	// attached and outside the hub's locks. It must not block.
+	OnStreamStart func(path string)
 }
 
 func (o *Options) setDefaults() {
@@ -117,16 +121,22 @@ func New(opts Options) *Hub {
 // live, the conflict policy decides.
 func (h *Hub) Publish(path string, info ClientInfo) (*Publisher, error) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.closed {
+		h.mu.Unlock()
 		return nil, ErrHubClosed
 	}
 	s := h.streams[path]
-	if s == nil {
+	isNew := s == nil
+	if isNew {
 		s = newStream(h, path)
 		h.streams[path] = s
 	}
-	return s.attachPublisher(info)
+	p, err := s.attachPublisher(info)
+	h.mu.Unlock()
+	if err == nil && isNew && h.opts.OnStreamStart != nil {
+		h.opts.OnStreamStart(path)
+	}
+	return p, err
 }
 
 // Subscribe adds a reader to the stream on path. The reader starts from the

@@ -65,9 +65,9 @@ func NewSpool(dir string, remote Store, opts SpoolOptions) (*Spool, error) {
 // Close releases the spool directory; call it after Run has returned.
 func (s *Spool) Close() error { return s.local.Close() }
 
-// Add stores a completed object in the spool (durably, see FS.Put) and
-// wakes the uploader.
-func (s *Spool) Add(ctx context.Context, key string, r io.Reader, size int64) error {
+// Put stores a completed object in the spool (durably, see FS.Put) and
+// wakes the uploader; it is the Store-like entry point of the spool.
+func (s *Spool) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	if err := s.local.Put(ctx, key, r, size); err != nil {
 		return err
 	}

@@ -76,7 +76,7 @@ func TestSpoolSurvivesS3Outage(t *testing.T) {
 	ctx := context.Background()
 	add := func(i int) {
 		d := segment(i)
-		require.NoError(t, sp.Add(ctx, fmt.Sprintf("live/cam/%03d.ts", i), bytes.NewReader(d), int64(len(d))))
+		require.NoError(t, sp.Put(ctx, fmt.Sprintf("live/cam/%03d.ts", i), bytes.NewReader(d), int64(len(d))))
 	}
 
 	for i := range 5 {
@@ -113,7 +113,7 @@ func TestSpoolResumesLeftovers(t *testing.T) {
 	ctx := context.Background()
 	for i := range 3 {
 		d := segment(i)
-		require.NoError(t, first.Add(ctx, fmt.Sprintf("live/cam/%03d.ts", i), bytes.NewReader(d), int64(len(d))))
+		require.NoError(t, first.Put(ctx, fmt.Sprintf("live/cam/%03d.ts", i), bytes.NewReader(d), int64(len(d))))
 	}
 	// A completed file handed over by path.
 	src := filepath.Join(t.TempDir(), "seg.ts")
@@ -159,7 +159,7 @@ func TestSpoolRetriesWithCappedBackoff(t *testing.T) {
 	})
 	require.NoError(t, err)
 	d := segment(0)
-	require.NoError(t, sp.Add(context.Background(), "live/cam/000.ts", bytes.NewReader(d), int64(len(d))))
+	require.NoError(t, sp.Put(context.Background(), "live/cam/000.ts", bytes.NewReader(d), int64(len(d))))
 	runSpool(t, sp)
 	waitEmpty(t, sp, 10*time.Second)
 	checkRemote(t, inner, 1)

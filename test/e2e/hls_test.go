@@ -3,11 +3,15 @@ package e2e
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/bluenviron/gohlslib/v2"
+	"github.com/bluenviron/gohlslib/v2/pkg/codecs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -123,6 +127,7 @@ func TestHLSLowLatency(t *testing.T) {
 	t.Run("ffprobe", func(t *testing.T) {
 		requireH264AAC720p(t, ffprobe(t, s.hlsURL("live/hls", "index.m3u8")))
 	})
+	t.Run("gohlslib client", func(t *testing.T) { readWithGohlslib(t, s.hlsURL("live/hls", "index.m3u8")) })
 	t.Run("decode", func(t *testing.T) {
 		errs, dur := decode(t, s.hlsURL("live/hls", "index.m3u8"), 5)
 		require.Empty(t, errs)
@@ -147,6 +152,60 @@ func TestHLSLowLatency(t *testing.T) {
 	require.NotContains(t, logs, "hls encode error")
 }
 
+// readWithGohlslib plays url with gohlslib's client (an LL-HLS client we did
+// not write) for 4 s: it must receive H.264 and AAC continuously, with the
+// absolute time of the media from EXT-X-PROGRAM-DATE-TIME.
+func readWithGohlslib(t *testing.T, url string) {
+	t.Helper()
+	var mu sync.Mutex
+	video, audio := 0, 0
+	var lags []time.Duration
+	c := &gohlslib.Client{URI: url}
+	c.OnTracks = func(tracks []*gohlslib.Track) error {
+		for _, tr := range tracks {
+			switch tr.Codec.(type) {
+			case *codecs.H264:
+				c.OnDataH26x(tr, func(_, _ int64, au [][]byte) {
+					ntp, ok := c.AbsoluteTime(tr)
+					mu.Lock()
+					defer mu.Unlock()
+					if len(au) > 0 {
+						video++
+					}
+					if ok {
+						lags = append(lags, time.Since(ntp))
+					}
+				})
+			case *codecs.MPEG4Audio:
+				c.OnDataMPEG4Audio(tr, func(_ int64, aus [][]byte) {
+					mu.Lock()
+					audio += len(aus)
+					mu.Unlock()
+				})
+			}
+		}
+		return nil
+	}
+	require.NoError(t, c.Start())
+	select {
+	case err := <-c.Wait():
+		t.Fatalf("gohlslib client stopped: %v", err)
+	case <-time.After(4 * time.Second):
+	}
+	c.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	require.Greater(t, video, 60, "video frames received in 4 s")
+	require.Greater(t, audio, 90, "AAC frames received in 4 s (46.9/s)")
+	require.NotEmpty(t, lags, "absolute time from EXT-X-PROGRAM-DATE-TIME")
+	slices.Sort(lags)
+	p50 := lags[len(lags)/2]
+	t.Logf("gohlslib client: %d video, %d audio frames in 4 s; media age when received p50 %v, max %v",
+		video, audio, p50.Round(time.Millisecond), lags[len(lags)-1].Round(time.Millisecond))
+	require.Less(t, p50, 10*time.Second)
+	require.Greater(t, p50, time.Duration(0))
+}
+
 // TestHLSStartupFresh measures how long a player waits on a stream that has
 // just started: the first playlist request must wait for the first segment
 // instead of failing.
@@ -163,11 +222,11 @@ func TestHLSStartupFresh(t *testing.T) {
 	t.Logf("ffprobe on a fresh stream over HLS took %v", time.Since(start).Round(time.Millisecond))
 }
 
-// TestHLSMPEGTS: the classic MPEG-TS variant, chosen with hls.variant, plays
-// in ffmpeg as well.
+// TestHLSMPEGTS: the classic MPEG-TS variant, chosen per app with
+// apps[].hls_variant, plays in ffmpeg as well.
 func TestHLSMPEGTS(t *testing.T) {
 	requireTools(t, "ffmpeg", "ffprobe")
-	s := startServer(t, "QUASIPAA_HLS_VARIANT=mpegts")
+	s := startServer(t, `QUASIPAA_APPS=[{match: "live/ts", hls_variant: mpegts}]`)
 	publishTestStream(t, s.rtmpURL("live/ts"), 0)
 	waitStream(t, s, "live/ts")
 	requireH264AAC720p(t, ffprobe(t, s.hlsURL("live/ts", "index.m3u8")))
@@ -178,6 +237,24 @@ func TestHLSMPEGTS(t *testing.T) {
 	require.Contains(t, pl, ".ts", "segments are MPEG-TS")
 	require.NotContains(t, pl, "#EXT-X-PART:", "no partial segments in classic HLS")
 	errs, dur := decode(t, s.hlsURL("live/ts", "index.m3u8"), 5)
+	require.Empty(t, errs)
+	require.InDelta(t, 5, dur.Seconds(), 0.5)
+}
+
+// TestHLSClassicFMP4: the fmp4 variant (classic HLS with fMP4 segments, no
+// parts) plays in ffmpeg.
+func TestHLSClassicFMP4(t *testing.T) {
+	requireTools(t, "ffmpeg", "ffprobe")
+	s := startServer(t, "QUASIPAA_HLS_VARIANT=fmp4")
+	publishTestStream(t, s.rtmpURL("live/fmp4"), 0)
+	waitStream(t, s, "live/fmp4")
+	requireH264AAC720p(t, ffprobe(t, s.hlsURL("live/fmp4", "index.m3u8")))
+	code, body, _ := httpGet(t, s.hlsURL("live/fmp4", "index.m3u8"))
+	require.Equal(t, http.StatusOK, code)
+	_, pl, _ := httpGet(t, s.hlsURL("live/fmp4", mediaPlaylistURI(t, body)))
+	require.Contains(t, pl, "#EXT-X-MAP", "fMP4 segments")
+	require.NotContains(t, pl, "#EXT-X-PART:", "no partial segments in classic HLS")
+	errs, dur := decode(t, s.hlsURL("live/fmp4", "index.m3u8"), 5)
 	require.Empty(t, errs)
 	require.InDelta(t, 5, dur.Seconds(), 0.5)
 }

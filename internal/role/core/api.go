@@ -11,24 +11,37 @@ import (
 
 	"github.com/quasipaa/quasipaa/internal/hub"
 	"github.com/quasipaa/quasipaa/internal/media"
+	"github.com/quasipaa/quasipaa/internal/record"
 )
 
 // API serves /api/v1.
 type API struct {
-	hub   *hub.Hub
-	log   *slog.Logger
-	start time.Time
+	hub        *hub.Hub
+	log        *slog.Logger
+	start      time.Time
+	recordings *record.Index
 }
 
+// Option configures the API.
+type Option func(*API)
+
 // NewAPI returns the API over h.
-func NewAPI(h *hub.Hub, log *slog.Logger) *API {
-	return &API{hub: h, log: log, start: time.Now()}
+func NewAPI(h *hub.Hub, log *slog.Logger, opts ...Option) *API {
+	a := &API{hub: h, log: log, start: time.Now()}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
 }
 
 // Register adds the API's routes to mux.
 func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/streams", a.listStreams)
 	mux.HandleFunc("GET /api/v1/streams/{path...}", a.getStream)
+	if a.recordings != nil {
+		mux.HandleFunc("GET /api/v1/recordings", a.listRecordings)
+		mux.HandleFunc("DELETE /api/v1/recordings", a.deleteRecordings)
+	}
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "not_found", "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})

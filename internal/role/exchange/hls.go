@@ -73,6 +73,9 @@ func (v HLSVariant) gohlslib() gohlslib.MuxerVariant {
 type HLSOptions struct {
 	// Variant is the packaging (default HLSLowLatency).
 	Variant HLSVariant
+	// VariantFor, when set, picks the packaging of one stream (per-app
+	// policy); ok false keeps Variant.
+	VariantFor func(path string) (v HLSVariant, ok bool)
 	// SegmentCount is the number of segments kept in the playlist (default 7,
 	// the minimum for Low-Latency HLS).
 	SegmentCount int
@@ -215,11 +218,17 @@ func (x *HLS) get(path string, create bool) (*hlsStream, error) {
 	if !create {
 		return nil, hub.ErrStreamNotFound
 	}
+	variant := x.opts.Variant
+	if x.opts.VariantFor != nil {
+		if v, ok := x.opts.VariantFor(path); ok {
+			variant = v
+		}
+	}
 	if info, ok := x.hub.Stream(path); !ok {
 		return nil, hub.ErrStreamNotFound
 	} else if len(info.Tracks) > 0 {
 		// Refuse at once what cannot be packaged.
-		if _, err := planTracks(info.Tracks, x.opts.Variant); err != nil {
+		if _, err := planTracks(info.Tracks, variant); err != nil {
 			return nil, err
 		}
 	}
@@ -231,6 +240,7 @@ func (x *HLS) get(path string, create bool) (*hlsStream, error) {
 	st := &hlsStream{
 		x:       x,
 		path:    path,
+		variant: variant,
 		reader:  reader,
 		cancel:  cancel,
 		started: make(chan struct{}),
@@ -334,6 +344,7 @@ func (t *trackingWriter) Write(b []byte) (int, error) {
 type hlsStream struct {
 	x       *HLS
 	path    string
+	variant HLSVariant
 	reader  *hub.Reader
 	cancel  context.CancelCauseFunc
 	created time.Time
@@ -384,7 +395,7 @@ func (st *hlsStream) stop(cause error) { st.cancel(cause) }
 // run feeds the muxer from the hub until the stream ends or ctx is cancelled.
 func (st *hlsStream) run(ctx context.Context) {
 	x := st.x
-	log := x.log.With("stream", st.path, "variant", x.opts.Variant.String())
+	log := x.log.With("stream", st.path, "variant", st.variant.String())
 	var feed *feeder
 	defer func() {
 		st.reader.Close()
@@ -439,12 +450,16 @@ func (st *hlsStream) run(ctx context.Context) {
 // start creates the muxer for the stream's first track set.
 func (st *hlsStream) start(ts *hub.TrackSet, log *slog.Logger) (*feeder, error) {
 	x := st.x
-	plan, err := planTracks(ts.Tracks, x.opts.Variant)
+	plan, err := planTracks(ts.Tracks, st.variant)
 	if err != nil {
 		return nil, err
 	}
 	for _, skipped := range plan.skipped {
 		log.Warn("hls: track not packaged", "codec", skipped.String())
+	}
+	segmentCount := x.opts.SegmentCount
+	if st.variant == HLSLowLatency {
+		segmentCount = max(segmentCount, 7)
 	}
 	var tracks []*gohlslib.Track
 	if plan.video != nil {
@@ -455,8 +470,8 @@ func (st *hlsStream) start(ts *hub.TrackSet, log *slog.Logger) (*feeder, error) 
 	}
 	m := &gohlslib.Muxer{
 		Tracks:             tracks,
-		Variant:            x.opts.Variant.gohlslib(),
-		SegmentCount:       x.opts.SegmentCount,
+		Variant:            st.variant.gohlslib(),
+		SegmentCount:       segmentCount,
 		SegmentMinDuration: x.opts.SegmentMinDuration,
 		PartMinDuration:    x.opts.PartMinDuration,
 		OnEncodeError: func(err error) {
@@ -469,7 +484,9 @@ func (st *hlsStream) start(ts *hub.TrackSet, log *slog.Logger) (*feeder, error) 
 	st.muxer = m
 	close(st.started)
 	log.Info("hls muxer started", "tracks", len(tracks))
-	return newFeeder(m, ts, plan, x.opts), nil
+	opts := x.opts
+	opts.Variant = st.variant
+	return newFeeder(m, ts, plan, opts), nil
 }
 
 func errString(err error) string {
