@@ -25,7 +25,7 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // readFLV demuxes a test file into its tracks and frames.
-func readFLV(t *testing.T, name string) ([]*media.Track, []*media.Frame) {
+func readFLV(t testing.TB, name string) ([]*media.Track, []*media.Frame) {
 	t.Helper()
 	f, err := os.Open("../../protocol/flv/testdata/" + name)
 	require.NoError(t, err)
