@@ -16,9 +16,9 @@ import (
 const benchUsage = `Usage: quasipaa bench -url URL [flags]
 
 Load-tests a live-streaming server (Quasipaa or any other): many players
-play a stream, optional publishers push an FLV file, and a summary tells
-what the players received. Exits with 1 if any player or publisher failed.
-Reference: docs/bench.md.
+play a stream over RTMP, HTTP-FLV, WebSocket-FLV or (LL-)HLS, optional
+publishers push an FLV file, and a summary tells what the players received.
+Exits with 1 if any player or publisher failed. Reference: docs/bench.md.
 
 Flags:
 `
@@ -47,7 +47,8 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var urls urlList
-	fs.Var(&urls, "url", "stream to play: rtmp://host:port/app/stream, http://host:port/app/stream.flv or ws://host:port/app/stream.flv;\nrepeat it or separate with commas to mix protocols (players take them in turn);\n"+bench.Placeholder+" is replaced by the stream number 1..publishers (default: the -publish-url)")
+	fs.Var(&urls, "url", "stream to play: rtmp://host:port/app/stream, http://host:port/app/stream.flv, ws://host:port/app/stream.flv\nor http://host:port/app/stream/index.m3u8 (HLS);\nrepeat it or separate with commas to mix protocols (players take them in turn);\n"+bench.Placeholder+" is replaced by the stream number 1..publishers (default: the -publish-url)")
+	protocol := fs.String("protocol", "", "play every -url with this protocol: rtmp, flv, ws-flv or hls (default: from each URL;\nwith hls, http://host:port/app/stream gets /index.m3u8 appended)")
 	players := fs.Int("players", bench.DefaultPlayers, "number of concurrent players")
 	duration := fs.Duration("duration", bench.DefaultDuration, "length of the whole run; everything stops after it")
 	ramp := fs.Duration("ramp", bench.DefaultRamp, "spread the players' connection starts evenly over this time")
@@ -71,7 +72,16 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("bench: unexpected argument %q (see quasipaa bench -h)", fs.Arg(0))
 	}
 
+	var proto bench.Protocol
+	if *protocol != "" {
+		p, err := bench.ParseProtocol(*protocol)
+		if err != nil {
+			return fmt.Errorf("bench: -protocol: %w (see quasipaa bench -h)", err)
+		}
+		proto = p
+	}
 	cfg := bench.Config{
+		Protocol:    proto,
 		URLs:        urls,
 		Players:     *players,
 		Duration:    *duration,
@@ -87,7 +97,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if cfg.PublishURL == "" && len(urls) == 1 && strings.HasPrefix(urls[0], "rtmp://") {
 			cfg.PublishURL = urls[0]
 		}
-		if len(cfg.URLs) == 0 && cfg.PublishURL != "" {
+		if len(cfg.URLs) == 0 && cfg.PublishURL != "" && (proto == "" || proto == bench.RTMP) {
 			cfg.URLs = []string{cfg.PublishURL}
 		}
 	}

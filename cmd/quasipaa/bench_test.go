@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -59,14 +60,17 @@ func (l *lockedBuffer) String() string {
 
 // startTestNode runs a whole node in this process on loopback ports chosen
 // by the kernel, and stops it (checking it stops cleanly) at the end of the
-// test.
-func startTestNode(t *testing.T) *node {
+// test. edits change the default configuration.
+func startTestNode(t *testing.T, edits ...func(*config.Config)) *node {
 	t.Helper()
 	cfg := config.Default()
 	cfg.RTMP.Listen = "127.0.0.1:0"
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.Storage.Dir = t.TempDir()
 	cfg.Debug.PprofListen = ""
+	for _, edit := range edits {
+		edit(cfg)
+	}
 	logs := &lockedBuffer{}
 	n, err := newNode(cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	require.NoError(t, err)
@@ -91,6 +95,9 @@ func startTestNode(t *testing.T) *node {
 func (n *node) rtmpURL(path string) string { return "rtmp://" + n.rtmpLn.Addr().String() + "/" + path }
 func (n *node) flvURL(path string) string {
 	return "http://" + n.httpLn.Addr().String() + "/" + path + ".flv"
+}
+func (n *node) hlsURL(path string) string {
+	return "http://" + n.httpLn.Addr().String() + "/" + path + "/index.m3u8"
 }
 
 // waitLive waits until path has its two tracks and a second of frames.
@@ -209,12 +216,93 @@ func TestBenchPublishers(t *testing.T) {
 	assert.Greater(t, s.VideoSeconds, 8*3.0)
 }
 
+// makeTestFLV encodes a test pattern with a 1 s GOP, H.264 + AAC, into an
+// FLV file for the bench's publishers.
+func makeTestFLV(t *testing.T, size string, seconds int) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "test.flv")
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error",
+		"-f", "lavfi", "-i", "testsrc2=size="+size+":rate=30",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-t", strconv.Itoa(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-f", "flv", file).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return file
+}
+
+// TestBenchHLS plays a 720p30 stream, published by the bench's own
+// publisher, with 20 Low-Latency HLS players of an in-process node, then
+// with classic (MPEG-TS) HLS players.
+func TestBenchHLS(t *testing.T) {
+	requireFFmpeg(t)
+	checkLeaks(t)
+	file := makeTestFLV(t, "1280x720", 4)
+
+	t.Run("low-latency", func(t *testing.T) {
+		n := startTestNode(t)
+		s := runBenchJSON(t, "-publish", file, "-publish-url", n.rtmpURL("live/cam1"),
+			"-url", n.hlsURL("live/cam1"), "-players", "20", "-duration", "6s", "-ramp", "500ms")
+		assert.Equal(t, 20, s.Connected)
+		assert.Zero(t, s.Failed, "%+v", s.Errors)
+		require.NotNil(t, s.Publishers)
+		assert.Zero(t, s.Publishers.Failed, "%+v", s.Publishers.Errors)
+		h := s.HLS
+		require.NotNil(t, h)
+		assert.Equal(t, 20, h.Players)
+		assert.Equal(t, 20, h.LowLatency)
+		assert.Empty(t, h.HTTPErrors)
+		// Each player follows the video and the audio playlist.
+		assert.EqualValues(t, 20*3, h.Playlist.Requests)
+		assert.EqualValues(t, 20*2, h.Init.Requests)
+		assert.Positive(t, h.BlockingReload.Requests)
+		assert.Positive(t, h.Part.Requests)
+		assert.Equal(t, h.Media, h.Part.Requests+h.Segment.Requests)
+		// About 200 ms parts during the ~4 s of playing left after the
+		// first segment: at least 10 each, twice per player.
+		assert.Greater(t, h.Part.Requests, uint64(20*2*10))
+		assert.Zero(t, h.Missed)
+		assert.Zero(t, h.Resyncs)
+		assert.Zero(t, h.WithoutDateTime)
+		assert.Greater(t, h.Part.PerS, 0.0)
+		assert.Greater(t, h.BytesPerS, 0.0)
+		// The media comes a little after the ingest wall clock, never before,
+		// and within seconds.
+		for _, p := range []bench.Percentiles{h.LatencyToLiveMs, h.EdgeLatencyToLiveMs, h.StartupLatencyToLiveMs} {
+			assert.Positive(t, p.P50)
+			assert.Less(t, p.P99, 10000.0)
+		}
+		assert.Less(t, h.EdgeLatencyToLiveMs.P50, 500.0)
+		assert.Greater(t, h.BlockingReload.LatencyMs.P50, h.Part.LatencyMs.P50)
+		assert.Greater(t, s.Mbps, 20*0.1)
+		assert.Positive(t, s.StartupMs.P50)
+	})
+
+	t.Run("mpegts", func(t *testing.T) {
+		n := startTestNode(t, func(c *config.Config) { c.HLS.Variant = "mpegts" })
+		// -protocol hls turns the stream URL into its playlist's.
+		base := "http://" + n.httpLn.Addr().String() + "/live/cam2"
+		s := runBenchJSON(t, "-publish", file, "-publish-url", n.rtmpURL("live/cam2"),
+			"-protocol", "hls", "-url", base, "-players", "5", "-duration", "6s")
+		assert.Equal(t, 5, s.Connected)
+		assert.Zero(t, s.Failed, "%+v", s.Errors)
+		h := s.HLS
+		require.NotNil(t, h)
+		assert.Zero(t, h.LowLatency)
+		assert.Empty(t, h.HTTPErrors)
+		assert.Zero(t, h.Part.Requests+h.BlockingReload.Requests+h.Init.Requests)
+		assert.Positive(t, h.Segment.Requests)
+		assert.Zero(t, h.Missed)
+		assert.Positive(t, h.LatencyToLiveMs.P50)
+		assert.Less(t, h.LatencyToLiveMs.P99, 10000.0)
+	})
+}
+
 // TestBenchCommandLine checks the flags and the exit status through the
 // real binary: a failed player fails the command.
 func TestBenchCommandLine(t *testing.T) {
 	r := quasipaa(t, cleanEnv(), "bench", "-h")
 	assert.Equal(t, 0, r.code)
-	for _, flag := range []string{"-url", "-players", "-duration", "-ramp", "-publish", "-publishers", "-publish-url", "-json", "-progress"} {
+	for _, flag := range []string{"-url", "-protocol", "-players", "-duration", "-ramp", "-publish", "-publishers", "-publish-url", "-json", "-progress"} {
 		assert.Regexp(t, "\n  "+flag+"[ \n]", r.stderr, flag)
 	}
 
@@ -225,6 +313,14 @@ func TestBenchCommandLine(t *testing.T) {
 	r = quasipaa(t, cleanEnv(), "bench", "-url", "srt://127.0.0.1/x")
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "scheme")
+
+	r = quasipaa(t, cleanEnv(), "bench", "-url", "rtmp://127.0.0.1/live/x", "-protocol", "hls")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "protocol hls needs a http:// URL")
+
+	r = quasipaa(t, cleanEnv(), "bench", "-url", "http://127.0.0.1/live/x", "-protocol", "srt")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "unknown protocol")
 
 	// Nothing listens on port 1 of loopback: every player fails to connect.
 	r = quasipaa(t, cleanEnv(), "bench", "-url", "rtmp://127.0.0.1:1/live/x", "-players", "3", "-duration", "500ms", "-ramp", "0s", "-json")

@@ -99,10 +99,11 @@ func TestConfigDefault(t *testing.T) {
 	r := quasipaa(t, cleanEnv(), "config", "default")
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Equal(t, config.DefaultYAML(), r.stdout)
-	var m map[string]map[string]any
+	var m map[string]any
 	require.NoError(t, yaml.Unmarshal([]byte(r.stdout), &m))
-	assert.Equal(t, ":1935", m["rtmp"]["listen"])
-	assert.Equal(t, "refuse", m["hub"]["conflict"])
+	assert.Equal(t, ":1935", m["rtmp"].(map[string]any)["listen"])
+	assert.Equal(t, "refuse", m["hub"].(map[string]any)["conflict"])
+	assert.Equal(t, []any{}, m["apps"])
 
 	// What it prints is a valid config file that loads as the defaults.
 	p := filepath.Join(t.TempDir(), "q.yaml")

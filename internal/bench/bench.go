@@ -1,8 +1,10 @@
 // Package bench is a load generator for live-streaming servers: it plays a
-// stream with many concurrent players over RTMP, HTTP-FLV or WebSocket-FLV,
-// optionally feeds it with publishers pushing an FLV file over RTMP, and
-// measures what every player received: connect and startup times, bytes,
-// video frames received versus expected from the timestamps, and stalls.
+// stream with many concurrent players over RTMP, HTTP-FLV, WebSocket-FLV or
+// HLS / Low-Latency HLS, optionally feeds it with publishers pushing an FLV
+// file over RTMP, and measures what every player received: connect and
+// startup times, bytes, video frames received versus expected from the
+// timestamps, and stalls; for HLS, requests by kind, their latency, and how
+// far behind the ingest wall clock each part or segment arrives.
 //
 // It is built to be cheap per player (one goroutine, reused buffers, no
 // allocation per frame) so that one core can drive about a thousand players.
@@ -14,7 +16,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +33,11 @@ const (
 	RTMP    Protocol = "rtmp"   // RTMP is RTMP play (rtmp:// URLs).
 	HTTPFLV Protocol = "flv"    // HTTPFLV is HTTP-FLV (http:// URLs).
 	WSFLV   Protocol = "ws-flv" // WSFLV is FLV over WebSocket (ws:// URLs).
+	HLS     Protocol = "hls"    // HLS is HLS or Low-Latency HLS (http:// URLs of .m3u8 playlists).
 )
+
+// Protocols lists the playback protocols.
+var Protocols = []Protocol{RTMP, HTTPFLV, WSFLV, HLS}
 
 // Defaults of Config.
 const (
@@ -47,10 +55,15 @@ const Placeholder = "{i}"
 // must be set.
 type Config struct {
 	// URLs are the stream URLs players play, assigned round robin:
-	// rtmp://host:port/app/stream, http://host:port/app/stream.flv or
-	// ws://host:port/app/stream.flv. Placeholder is replaced by the player's
-	// stream number, cycling over 1..Publishers.
+	// rtmp://host:port/app/stream, http://host:port/app/stream.flv,
+	// ws://host:port/app/stream.flv or http://host:port/app/stream/index.m3u8
+	// (HLS). Placeholder is replaced by the player's stream number, cycling
+	// over 1..Publishers.
 	URLs []string
+	// Protocol, when set, is the protocol of every URL instead of the one
+	// its form tells; with HLS, a URL that does not name a playlist gets
+	// /index.m3u8 appended (an .flv extension is dropped first).
+	Protocol Protocol
 	// Players is the number of concurrent players.
 	Players int
 	// Duration is the whole run, a hard bound: everything stops after it.
@@ -76,7 +89,9 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// ProtocolOf returns the protocol of a player URL.
+// ProtocolOf returns the protocol of a player URL: rtmp:// is RTMP, ws://
+// WebSocket-FLV, http:// (or https://) of a .m3u8 path HLS, and any other
+// http:// HTTP-FLV.
 func ProtocolOf(rawURL string) (Protocol, error) {
 	u, err := url.Parse(strings.ReplaceAll(rawURL, Placeholder, "1"))
 	if err != nil {
@@ -88,12 +103,52 @@ func ProtocolOf(rawURL string) (Protocol, error) {
 	switch u.Scheme {
 	case "rtmp":
 		return RTMP, nil
-	case "http":
-		return HTTPFLV, nil
+	case "http", "https":
+		if strings.HasSuffix(u.Path, ".m3u8") {
+			return HLS, nil
+		}
+		if u.Scheme == "http" {
+			return HTTPFLV, nil
+		}
+		return "", fmt.Errorf("%q: https is only supported for HLS (.m3u8)", rawURL)
 	case "ws":
 		return WSFLV, nil
 	}
 	return "", fmt.Errorf("%q: scheme %q is not rtmp, http or ws", rawURL, u.Scheme)
+}
+
+// ParseProtocol parses a protocol name: rtmp, flv, ws-flv or hls.
+func ParseProtocol(s string) (Protocol, error) {
+	for _, p := range Protocols {
+		if string(p) == s {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("unknown protocol %q (rtmp, flv, ws-flv, hls)", s)
+}
+
+// playerURL returns the protocol and URL a player plays for rawURL: the
+// protocol forced, if any, or the one the URL tells.
+func playerURL(rawURL string, force Protocol) (Protocol, string, error) {
+	got, err := ProtocolOf(rawURL)
+	if force == "" || err != nil {
+		return got, rawURL, err
+	}
+	want := map[Protocol][]string{RTMP: {"rtmp"}, HTTPFLV: {"http"}, WSFLV: {"ws"}, HLS: {"http", "https"}}[force]
+	scheme, rest, _ := strings.Cut(rawURL, "://")
+	if !slices.Contains(want, scheme) {
+		return "", "", fmt.Errorf("%q: protocol %s needs a %s:// URL", rawURL, force, want[0])
+	}
+	if force == HLS && got != HLS {
+		// http://host/app/stream[.flv] -> http://host/app/stream/index.m3u8
+		path, query, hasQuery := strings.Cut(rest, "?")
+		path = strings.TrimSuffix(strings.TrimSuffix(path, "/"), ".flv") + "/index.m3u8"
+		rawURL = scheme + "://" + path
+		if hasQuery {
+			rawURL += "?" + query
+		}
+	}
+	return force, rawURL, nil
 }
 
 func (c *Config) validate() error {
@@ -115,8 +170,13 @@ func (c *Config) validate() error {
 	if c.Players > 0 && len(c.URLs) == 0 {
 		return errors.New("players need a stream URL")
 	}
+	if c.Protocol != "" {
+		if _, err := ParseProtocol(string(c.Protocol)); err != nil {
+			return err
+		}
+	}
 	for _, u := range c.URLs {
-		if _, err := ProtocolOf(u); err != nil {
+		if _, _, err := playerURL(u, c.Protocol); err != nil {
 			return err
 		}
 	}
@@ -196,13 +256,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 
+	// HLS players share one HTTP client, as the players of one CDN edge would.
+	var hc *http.Client
+	if slices.ContainsFunc(cfg.URLs, func(u string) bool {
+		proto, _, _ := playerURL(u, cfg.Protocol)
+		return proto == HLS
+	}) {
+		var tr *http.Transport
+		hc, tr = newHLSClient(cfg.Players, cfg.Timeout)
+		defer tr.CloseIdleConnections()
+	}
+
 	streams := max(cfg.Publishers, 1)
 	start := time.Now()
 	players := make([]*player, cfg.Players)
 	for i := range players {
-		u := streamURL(cfg.URLs[i%len(cfg.URLs)], 1+i%streams)
-		proto, _ := ProtocolOf(u)
-		p := &player{url: u, proto: proto, done: make(chan struct{})}
+		proto, u, _ := playerURL(streamURL(cfg.URLs[i%len(cfg.URLs)], 1+i%streams), cfg.Protocol)
+		p := &player{url: u, proto: proto, hc: hc, done: make(chan struct{})}
 		players[i] = p
 		at := start
 		if cfg.Players > 1 {

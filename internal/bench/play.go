@@ -34,7 +34,9 @@ var errNoVideo = errors.New("no video frame received")
 type player struct {
 	url   string
 	proto Protocol
+	hc    *http.Client // HLS only
 	done  chan struct{}
+	hls   *hlsStats // HLS only, set when it ended
 
 	accounting
 	started   time.Time // dial start
@@ -63,11 +65,15 @@ func (p *player) run(ctx context.Context, at time.Time, timeout time.Duration, l
 	switch p.proto {
 	case RTMP:
 		err = p.playRTMP(ctx, timeout)
+	case HLS:
+		err = p.playHLS(ctx, p.hc, timeout, log)
 	default:
 		err = p.playHTTP(ctx, timeout)
 	}
 	p.ended = time.Now()
-	p.finish(p.ended)
+	if p.proto != HLS {
+		p.finish(p.ended) // stalls are not measured for HLS
+	}
 	switch {
 	case p.playing.IsZero():
 		if err == nil || ctx.Err() != nil {
@@ -77,6 +83,9 @@ func (p *player) run(ctx context.Context, at time.Time, timeout time.Duration, l
 		err = nil // the run is over
 		if !p.haveVideo {
 			err = errNoVideo
+			if p.proto == HLS {
+				err = errNoMedia
+			}
 		}
 	case err == nil || errors.Is(err, io.EOF):
 		err = errors.New("stream ended before the run did")

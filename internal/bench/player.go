@@ -36,6 +36,11 @@ type counters struct {
 	audio  atomic.Uint64
 	drops  atomic.Uint64
 	stalls atomic.Uint32
+
+	// HLS players only, added to by each media playlist's goroutine.
+	requests   atomic.Uint64
+	media      atomic.Uint64 // parts and segments
+	httpErrors atomic.Uint64
 }
 
 // accounting tracks one player's frames. Its methods run on the player's

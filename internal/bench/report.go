@@ -53,6 +53,11 @@ type Stats struct {
 	Discontinuities int     `json:"discontinuities"` // Discontinuities counts DTS jumps backwards or over 10 s.
 
 	Errors []ErrorCount `json:"errors,omitempty"` // Errors groups the failed players by message.
+
+	// HLS has the HLS figures, when players played HLS. For those players
+	// the frame, stall and discontinuity figures above stay zero: parts and
+	// segments are not decoded.
+	HLS *HLSStats `json:"hls,omitempty"`
 }
 
 // PublisherStats are the figures of the publishers.
@@ -99,6 +104,8 @@ type PlayerResult struct {
 	LongestGap      time.Duration // LongestGap is the longest wall-clock gap between video frames.
 	Discontinuities int           // Discontinuities counts DTS jumps not taken as gaps.
 	Err             error         // Err is why the player failed, nil if it did not.
+
+	hls *hlsStats // HLS players: requests, latencies, latency to live
 }
 
 // PublisherResult is what one publisher did.
@@ -182,6 +189,7 @@ func (p *player) result(stop time.Time) PlayerResult {
 		LongestGap:      p.longestGap,
 		Discontinuities: p.discont,
 		Err:             p.err,
+		hls:             p.hls,
 	}
 	if r.Connected {
 		r.Connect = p.playing.Sub(p.started)
@@ -225,7 +233,7 @@ func aggregate(rs []PlayerResult, secs float64) Stats {
 			s.Failed++
 			errs = append(errs, r.Err)
 		}
-		if r.VideoFrames > 0 {
+		if r.VideoFrames > 0 || r.hls != nil && r.hls.media > 0 {
 			startup = append(startup, r.Startup)
 		}
 		fpsWeighted += r.FPS * r.MediaTime.Seconds()
@@ -252,6 +260,7 @@ func aggregate(rs []PlayerResult, secs float64) Stats {
 	s.ConnectMs = percentiles(connect)
 	s.StartupMs = percentiles(startup)
 	s.Errors = groupErrors(errs)
+	s.HLS = aggregateHLS(rs, secs)
 	return s
 }
 
@@ -339,6 +348,13 @@ func writeStats(b *strings.Builder, s *Stats, secs float64, in string) {
 		in, s.Mbps, s.Mbps/1000, perPlayer, float64(s.Bytes)/1e6, secs)
 	fmt.Fprintf(b, "%sconnect     %s\n", in, s.ConnectMs)
 	fmt.Fprintf(b, "%sstartup     %s\n", in, s.StartupMs)
+	if s.HLS != nil {
+		writeHLS(b, s.HLS, in)
+		if s.HLS.Players == s.Players {
+			writeErrors(b, s.Errors, in)
+			return // no frame figures for HLS
+		}
+	}
 	fmt.Fprintf(b, "%svideo       %d frames received, %d expected, %d dropped (%.2f%%), %.2f fps\n",
 		in, s.VideoFrames, s.ExpectedFrames, s.DroppedFrames, s.DropPercent, s.FPS)
 	fmt.Fprintf(b, "%saudio       %d frames received\n", in, s.AudioFrames)
@@ -373,6 +389,7 @@ type progress struct {
 	pubs      []*publisher
 	lastAt    time.Time
 	lastBytes uint64
+	lastReqs  uint64
 }
 
 func newProgress(w io.Writer, start time.Time, players []*player, pubs []*publisher) *progress {
@@ -381,9 +398,16 @@ func newProgress(w io.Writer, start time.Time, players []*player, pubs []*publis
 
 func (pr *progress) print(now time.Time) {
 	var connecting, playing, failed int
-	var bytes, video, drops uint64
+	var bytes, video, drops, reqs, media, httpErrs uint64
 	var stalls uint32
+	hlsPlayers := 0
 	for _, p := range pr.players {
+		if p.proto == HLS {
+			hlsPlayers++
+			reqs += p.c.requests.Load()
+			media += p.c.media.Load()
+			httpErrs += p.c.httpErrors.Load()
+		}
 		switch p.c.state.Load() {
 		case stateConnecting:
 			connecting++
@@ -401,9 +425,19 @@ func (pr *progress) print(now time.Time) {
 	if d := now.Sub(pr.lastAt).Seconds(); d > 0 {
 		mbps = float64(bytes-pr.lastBytes) * 8 / d / 1e6
 	}
-	pr.lastAt, pr.lastBytes = now, bytes
-	line := fmt.Sprintf("%6.1fs  players %d playing, %d connecting, %d failed  %8.1f Mbit/s  video frames %d, dropped %d, stalls %d",
-		now.Sub(pr.start).Seconds(), playing, connecting, failed, mbps, video, drops, stalls)
+	line := fmt.Sprintf("%6.1fs  players %d playing, %d connecting, %d failed  %8.1f Mbit/s",
+		now.Sub(pr.start).Seconds(), playing, connecting, failed, mbps)
+	if hlsPlayers < len(pr.players) {
+		line += fmt.Sprintf("  video frames %d, dropped %d, stalls %d", video, drops, stalls)
+	}
+	if hlsPlayers > 0 {
+		rps := 0.0
+		if d := now.Sub(pr.lastAt).Seconds(); d > 0 {
+			rps = float64(reqs-pr.lastReqs) / d
+		}
+		line += fmt.Sprintf("  hls %.0f requests/s, %d parts and segments, %d http errors", rps, media, httpErrs)
+	}
+	pr.lastAt, pr.lastBytes, pr.lastReqs = now, bytes, reqs
 	if len(pr.pubs) > 0 {
 		var sent uint64
 		up := 0

@@ -4,6 +4,7 @@
 package exchange
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,6 +89,8 @@ type HLSOptions struct {
 	// IdleTimeout closes a stream's muxer when no HLS request came for it
 	// this long (default 30 s).
 	IdleTimeout time.Duration
+	// BlockTimeout bounds a blocking playlist reload (default 3 × SegmentMinDuration, at least 6 s).
+	BlockTimeout time.Duration
 	// ReadyTimeout is how long the first playlist request of a fresh muxer
 	// waits for the first segment before answering 503 (default 10 s).
 	ReadyTimeout time.Duration
@@ -300,11 +303,101 @@ func (x *HLS) ServeHLS(w http.ResponseWriter, r *http.Request, path, file string
 		http.Error(w, "HLS file not found: "+path+"/"+file, http.StatusNotFound)
 		return
 	}
+	if isPlaylist && r.URL.Query().Has("_HLS_msn") {
+		x.serveBlockingReload(w, r, st, path)
+		return
+	}
 	tw := &trackingWriter{ResponseWriter: w}
 	st.muxer.Handle(tw, r)
 	if !tw.wrote {
 		http.Error(w, "HLS file not found: "+path+"/"+file, http.StatusNotFound)
 	}
+}
+
+// blockTimeout bounds a blocking playlist reload: the muxer waits for the
+// requested part without a deadline of its own, and a publisher that stays
+// connected but sends nothing would hold the request until its connection
+// times out. LL-HLS asks for 503 after three target durations.
+func (x *HLS) blockTimeout() time.Duration {
+	if x.opts.BlockTimeout > 0 {
+		return x.opts.BlockTimeout
+	}
+	return max(6*time.Second, 3*x.opts.SegmentMinDuration)
+}
+
+// serveBlockingReload runs a blocking playlist reload (_HLS_msn) in its own
+// goroutine, answering 503 when the part does not come within blockTimeout
+// and returning as soon as the client goes away. The muxer's goroutine ends
+// when the part comes or the muxer closes; it writes into a buffer, never to
+// the connection after this handler returned.
+func (x *HLS) serveBlockingReload(w http.ResponseWriter, r *http.Request, st *hlsStream, path string) {
+	buf := &bufferedResponse{header: http.Header{}}
+	req := r.Clone(context.WithoutCancel(r.Context()))
+	finished := make(chan struct{})
+	x.mu.Lock()
+	if x.closed {
+		x.mu.Unlock()
+		x.writeError(w, path, ErrHLSClosed)
+		return
+	}
+	x.wg.Add(1) // under mu: never after Close started waiting
+	x.mu.Unlock()
+	go func() {
+		defer x.wg.Done()
+		defer close(finished)
+		st.muxer.Handle(buf, req)
+	}()
+	timer := time.NewTimer(x.blockTimeout())
+	defer timer.Stop()
+	select {
+	case <-finished:
+		if buf.status == 0 && buf.body.Len() == 0 {
+			http.Error(w, "HLS file not found: "+r.URL.Path, http.StatusNotFound)
+			return
+		}
+		buf.copyTo(w)
+	case <-st.done:
+		x.writeError(w, path, st.err)
+	case <-r.Context().Done():
+	case <-timer.C:
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "the requested part did not come within "+x.blockTimeout().String()+" (is the publisher sending?)", http.StatusServiceUnavailable)
+	}
+}
+
+// bufferedResponse holds a small response (a playlist) in memory.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+
+func (b *bufferedResponse) WriteHeader(code int) {
+	if b.status == 0 {
+		b.status = code
+	}
+}
+
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}
+
+// copyTo sends the held response to w.
+func (b *bufferedResponse) copyTo(w http.ResponseWriter) {
+	h := w.Header()
+	for k, v := range b.header {
+		h[k] = v
+	}
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	w.WriteHeader(b.status)
+	_, _ = w.Write(b.body.Bytes())
 }
 
 func (x *HLS) writeError(w http.ResponseWriter, path string, err error) {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -247,4 +249,39 @@ func TestToClock(t *testing.T) {
 	require.Equal(t, int64(90000), toClock(time.Second, 90000))
 	require.Equal(t, int64(48), toClock(time.Millisecond, 48000))
 	require.Equal(t, int64(100*3600*90000), toClock(100*time.Hour, 90000))
+}
+
+// A blocking reload for a part that never comes (the publisher is connected
+// but sends nothing) answers 503 after BlockTimeout instead of hanging.
+func TestHLSBlockingReloadTimesOut(t *testing.T) {
+	fx := newFixture(t, HLSOptions{Variant: HLSLowLatency, BlockTimeout: time.Second})
+	fx.startStream(t, "h264aac.flv", 4)
+	code, index := fx.get(t, "live/x/index.m3u8")
+	require.Equal(t, http.StatusOK, code, index)
+	media := mediaURI(t, index)
+	code, pl := fx.get(t, "live/x/"+media)
+	require.Equal(t, http.StatusOK, code, pl)
+	seq, segs, parts := 0, 0, 0
+	for _, l := range strings.Split(pl, "\n") {
+		switch {
+		case strings.HasPrefix(l, "#EXT-X-MEDIA-SEQUENCE:"):
+			seq, _ = strconv.Atoi(strings.TrimPrefix(l, "#EXT-X-MEDIA-SEQUENCE:"))
+		case strings.HasPrefix(l, "#EXTINF:"):
+			segs++
+			parts = 0
+		case strings.HasPrefix(l, "#EXT-X-PART:"):
+			parts++
+		}
+	}
+	start := time.Now()
+	code, body := fx.get(t, fmt.Sprintf("live/x/%s?_HLS_msn=%d&_HLS_part=%d", media, seq+segs, parts+1))
+	waited := time.Since(start)
+	require.Equal(t, http.StatusServiceUnavailable, code, body)
+	require.Contains(t, body, "did not come within 1s")
+	require.InDelta(t, time.Second.Seconds(), waited.Seconds(), 0.5)
+
+	// A part that exists is answered at once, through the same path.
+	code, body = fx.get(t, fmt.Sprintf("live/x/%s?_HLS_msn=%d&_HLS_part=0", media, seq+segs-1))
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, "#EXT-X-PART:")
 }
