@@ -16,6 +16,8 @@ fi
 declare -A need=(
 	[ffmpeg]=ffmpeg
 	[ffprobe]=ffmpeg
+	[chromium]=chromium
+	[turnutils_uclient]=coturn
 )
 
 missing=()

@@ -25,6 +25,8 @@ type Config struct {
 	Log     Log     `yaml:"log"`
 	Hub     Hub     `yaml:"hub"`
 	HLS     HLS     `yaml:"hls"`
+	WebRTC  WebRTC  `yaml:"webrtc"`
+	TURN    TURN    `yaml:"turn"`
 	Debug   Debug   `yaml:"debug"`
 	// Apps are per-application policies, matched against a stream path in
 	// order; the first match applies and a stream no entry matches gets the
@@ -101,6 +103,52 @@ type HLS struct {
 	PartMinDuration time.Duration `yaml:"part_min_duration"`
 	// IdleTimeout stops packaging a stream nobody requested over HLS for this long.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// WebRTC configures WHIP ingest and WHEP playback (ICE transport).
+type WebRTC struct {
+	// UDPListen is the one UDP host:port every WebRTC session shares (ICE UDP mux); "" disables UDP candidates.
+	UDPListen string `yaml:"udp_listen"`
+	// TCPListen is the host:port of passive ICE-TCP candidates; "" disables ICE-TCP.
+	TCPListen string `yaml:"tcp_listen"`
+	// PublicIPs are comma-separated IPs advertised instead of the local ones (1:1 NAT); "" advertises local addresses.
+	PublicIPs string `yaml:"public_ips"`
+	// Interfaces are comma-separated network interface names candidates are gathered on; "" uses all.
+	Interfaces string `yaml:"interfaces"`
+	// HandshakeTimeout ends a session whose ICE and DTLS do not complete in time.
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	// MaxSessions bounds the WHIP plus WHEP sessions of the node.
+	MaxSessions int `yaml:"max_sessions"`
+}
+
+// TURN configures the built-in STUN and TURN server.
+type TURN struct {
+	// Listen is the host:port of STUN and TURN over UDP and TCP; "" disables both.
+	Listen string `yaml:"listen"`
+	// TLSListen is the host:port of TURN over TLS, used when TLSCert is set.
+	TLSListen string `yaml:"tls_listen"`
+	// TLSCert is a PEM certificate (chain) file for TURN over TLS; "" disables TLS.
+	TLSCert string `yaml:"tls_cert"`
+	// TLSKey is the PEM private key file of TLSCert.
+	TLSKey string `yaml:"tls_key"`
+	// Realm is the TURN realm.
+	Realm string `yaml:"realm"`
+	// Secret is the shared secret of time-limited credentials (coturn's use-auth-secret); "" makes a random one at start.
+	Secret string `yaml:"secret"`
+	// CredentialTTL is how long credentials handed to WHIP/WHEP clients stay valid.
+	CredentialTTL time.Duration `yaml:"credential_ttl"`
+	// PublicHost is the host name or IP clients reach this server at (in ICE server URLs); "" uses the HTTP request's host.
+	PublicHost string `yaml:"public_host"`
+	// RelayIP is the IP of relayed addresses given to clients; "" uses the listen IP, or the first non-loopback one.
+	RelayIP string `yaml:"relay_ip"`
+	// RelayPortMin is the lowest UDP port used for relays.
+	RelayPortMin int `yaml:"relay_port_min"`
+	// RelayPortMax is the highest UDP port used for relays.
+	RelayPortMax int `yaml:"relay_port_max"`
+	// MaxAllocationsPerUser bounds the concurrent allocations of one username.
+	MaxAllocationsPerUser int `yaml:"max_allocations_per_user"`
+	// AllowPrivatePeers permits relaying to loopback, private and link-local addresses.
+	AllowPrivatePeers bool `yaml:"allow_private_peers"`
 }
 
 // Debug configures diagnostics that are off by default.
@@ -225,6 +273,21 @@ func Default() *Config {
 			PartMinDuration:    200 * time.Millisecond,
 			IdleTimeout:        30 * time.Second,
 		},
+		WebRTC: WebRTC{
+			UDPListen:        ":8189",
+			TCPListen:        ":8189",
+			HandshakeTimeout: 10 * time.Second,
+			MaxSessions:      10000,
+		},
+		TURN: TURN{
+			Listen:                ":3478",
+			TLSListen:             ":5349",
+			Realm:                 "quasipaa",
+			CredentialTTL:         time.Hour,
+			RelayPortMin:          49152,
+			RelayPortMax:          65535,
+			MaxAllocationsPerUser: 10,
+		},
 		Storage: Storage{Dir: "./data", S3: S3{PathStyle: true}},
 		Log:     Log{Level: "info", Format: "text"},
 		Hub: Hub{
@@ -318,6 +381,9 @@ func (c *Config) Validate() error {
 	positive(bad, "hls.part_min_duration", c.HLS.PartMinDuration)
 	positive(bad, "hls.idle_timeout", c.HLS.IdleTimeout)
 
+	checkWebRTC(bad, &c.WebRTC)
+	checkTURN(bad, &c.TURN)
+
 	if c.Debug.PprofListen != "" {
 		if err := checkAddr(c.Debug.PprofListen); err != nil {
 			bad("debug.pprof_listen", "%v", err)
@@ -364,6 +430,76 @@ func checkApp(bad func(string, string, ...any), key string, a *App) {
 		bad(key+".hls_variant", `must be "", "lowLatency", "fmp4" or "mpegts", got %q`, a.HLSVariant)
 	}
 }
+
+// checkWebRTC validates webrtc.*.
+func checkWebRTC(bad func(string, string, ...any), w *WebRTC) {
+	for key, addr := range map[string]string{"webrtc.udp_listen": w.UDPListen, "webrtc.tcp_listen": w.TCPListen} {
+		if addr != "" {
+			if err := checkAddr(addr); err != nil {
+				bad(key, "%v", err)
+			}
+		}
+	}
+	for _, ip := range splitList(w.PublicIPs) {
+		if net.ParseIP(ip) == nil {
+			bad("webrtc.public_ips", "%q is not an IP address", ip)
+		}
+	}
+	positive(bad, "webrtc.handshake_timeout", w.HandshakeTimeout)
+	if w.MaxSessions < 1 || w.MaxSessions > 1_000_000 {
+		bad("webrtc.max_sessions", "%d out of range 1..1000000", w.MaxSessions)
+	}
+}
+
+// checkTURN validates turn.*.
+func checkTURN(bad func(string, string, ...any), t *TURN) {
+	if t.Listen == "" {
+		return
+	}
+	if err := checkAddr(t.Listen); err != nil {
+		bad("turn.listen", "%v", err)
+	}
+	if (t.TLSCert == "") != (t.TLSKey == "") {
+		bad("turn.tls_key", "turn.tls_cert and turn.tls_key must be set together")
+	}
+	if t.TLSCert != "" {
+		if err := checkAddr(t.TLSListen); err != nil {
+			bad("turn.tls_listen", "%v", err)
+		}
+	}
+	if t.Realm == "" {
+		bad("turn.realm", "must not be empty")
+	}
+	if t.CredentialTTL < time.Minute {
+		bad("turn.credential_ttl", "at least 1m, got %s", t.CredentialTTL)
+	}
+	if t.RelayIP != "" && net.ParseIP(t.RelayIP) == nil {
+		bad("turn.relay_ip", "%q is not an IP address", t.RelayIP)
+	}
+	if t.RelayPortMin < 1024 || t.RelayPortMin > 65535 {
+		bad("turn.relay_port_min", "%d out of range 1024..65535", t.RelayPortMin)
+	}
+	if t.RelayPortMax < t.RelayPortMin || t.RelayPortMax > 65535 {
+		bad("turn.relay_port_max", "%d out of range turn.relay_port_min (%d)..65535", t.RelayPortMax, t.RelayPortMin)
+	}
+	if t.MaxAllocationsPerUser < 1 {
+		bad("turn.max_allocations_per_user", "must be at least 1, got %d", t.MaxAllocationsPerUser)
+	}
+}
+
+// splitList splits a comma-separated setting, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// List returns the items of a comma-separated setting such as webrtc.public_ips.
+func List(s string) []string { return splitList(s) }
 
 // checkS3 validates storage.s3.*; with no endpoint the other keys are ignored.
 func checkS3(bad func(string, string, ...any), s *S3) {

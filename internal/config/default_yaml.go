@@ -78,6 +78,48 @@ hls:
   # Packaging of a stream stops when nobody requested it over HLS for this long; the next request restarts it.
   idle_timeout: 30s
 
+webrtc:
+  # One UDP host:port shared by every WHIP/WHEP session (ICE UDP mux); "" disables UDP candidates.
+  udp_listen: ":8189"
+  # Passive ICE-TCP candidates on this host:port, for networks that block UDP; "" disables ICE-TCP.
+  tcp_listen: ":8189"
+  # Comma-separated public IPs advertised as candidates instead of local ones (server behind 1:1 NAT); "" advertises local addresses.
+  public_ips: ""
+  # Comma-separated network interface names to gather candidates on, e.g. "eth0"; "" uses all.
+  interfaces: ""
+  # A WebRTC session whose ICE and DTLS handshakes do not complete within this is closed.
+  handshake_timeout: 10s
+  # Most WHIP plus WHEP sessions at once on this node; more are refused with 503.
+  max_sessions: 10000
+
+turn:
+  # Host:port of the built-in STUN and TURN server, UDP and TCP; "" disables both.
+  listen: ":3478"
+  # Host:port of TURN over TLS, used only when tls_cert is set.
+  tls_listen: ":5349"
+  # PEM certificate (chain) file for TURN over TLS; "" disables TLS.
+  tls_cert: ""
+  # PEM private key of tls_cert.
+  tls_key: ""
+  # TURN realm.
+  realm: quasipaa
+  # Shared secret of the time-limited credentials (coturn's use-auth-secret); "" makes a random one at each start (set it for a cluster or an external TURN).
+  secret: ""
+  # Validity of the credentials handed to WHIP/WHEP clients in Link headers.
+  credential_ttl: 1h
+  # Host or IP clients reach this server at, used in the advertised stun:/turn: URLs; "" uses the host of each HTTP request.
+  public_host: ""
+  # IP of the relayed addresses given to clients; "" uses the listen IP, or the first non-loopback address.
+  relay_ip: ""
+  # Lowest UDP port used for relayed addresses.
+  relay_port_min: 49152
+  # Highest UDP port used for relayed addresses.
+  relay_port_max: 65535
+  # Concurrent allocations one username may hold.
+  max_allocations_per_user: 10
+  # Allow relaying to loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7) and link-local peers; keep false on a public server.
+  allow_private_peers: false
+
 debug:
   # Address of a Go pprof HTTP endpoint (/debug/pprof/), e.g. "127.0.0.1:6060"; "" disables it. Keep it on loopback.
   pprof_listen: ""

@@ -115,3 +115,34 @@ type Frame struct {
 
 // CompositionOffset returns PTS-DTS.
 func (f *Frame) CompositionOffset() time.Duration { return f.PTS - f.DTS }
+
+// PickTracks returns the index of the track a single-video, single-audio
+// output carries for each kind, or -1: the first video track the output can
+// carry, and the first audio track in the order of prefer (then any other
+// audio track it can carry). A stream published over WebRTC with its audio
+// converted carries both Opus and AAC; FLV and HLS pick AAC, WHEP Opus.
+func PickTracks(tracks []*Track, canCarry func(Codec) bool, prefer ...Codec) (video, audio int) {
+	video, audio = -1, -1
+	rank := len(prefer) + 1
+	for i, t := range tracks {
+		if t == nil || !canCarry(t.Codec) {
+			continue
+		}
+		switch {
+		case t.IsVideo() && video < 0:
+			video = i
+		case t.IsAudio():
+			r := len(prefer)
+			for j, c := range prefer {
+				if c == t.Codec {
+					r = j
+					break
+				}
+			}
+			if r < rank {
+				audio, rank = i, r
+			}
+		}
+	}
+	return video, audio
+}

@@ -40,26 +40,30 @@ type trackPlan struct {
 // skipped when there is video; video that cannot be packaged fails.
 func planTracks(tracks []*media.Track, v HLSVariant) (trackPlan, error) {
 	var p trackPlan
-	videoSeen, audioSeen := false, false
+	// The first video track, and the preferred audio track: AAC plays
+	// everywhere; a WebRTC stream with converted audio has Opus and AAC.
+	vi, ai := media.PickTracks(tracks, func(media.Codec) bool { return true }, media.CodecAAC, media.CodecOpus)
 	for i, t := range tracks {
 		switch {
-		case t.IsVideo() && !videoSeen:
-			videoSeen = true
+		case i == vi:
 			pt, err := planVideo(i, t, v)
 			if err != nil {
 				return p, err
 			}
 			p.video = pt
-		case t.IsAudio() && !audioSeen:
-			audioSeen = true
+		case i == ai:
 			pt, err := planAudio(i, t, v)
 			if err != nil {
 				p.skipped = append(p.skipped, t.Codec)
 				continue
 			}
 			p.audio = pt
+		case t != nil && t.IsAudio() && ai >= 0 && tracks[ai].Codec == media.CodecAAC && t.Codec == media.CodecOpus:
+			// The Opus original of converted audio: not a skipped track.
 		default:
-			p.skipped = append(p.skipped, t.Codec)
+			if t != nil {
+				p.skipped = append(p.skipped, t.Codec)
+			}
 		}
 	}
 	if p.video == nil && p.audio == nil {

@@ -31,7 +31,7 @@ func (s *rtmpSerializer) AppendHeader(dst []byte, ts *hub.TrackSet) []byte {
 	bp := scratch.Get().(*[]byte)
 	defer scratch.Put(bp)
 	ms := flv.TimestampMs(ts.Start)
-	if body, err := flv.AppendMetadataBody((*bp)[:0], ts.Tracks); err == nil {
+	if body, err := flv.AppendMetadataBody((*bp)[:0], orderedTracks(ts)); err == nil {
 		dst = rtmp.AppendMessage(dst, rtmp.CSIDData, rtmp.MsgDataAMF0, rtmp.PlayStreamID, ms, body, s.chunkSize)
 	}
 	for _, t := range orderedTracks(ts) {
@@ -52,6 +52,9 @@ func (s *rtmpSerializer) AppendHeader(dst []byte, ts *hub.TrackSet) []byte {
 }
 
 func (s *rtmpSerializer) AppendFrame(dst []byte, e *hub.Entry) []byte {
+	if !carried(e) {
+		return dst
+	}
 	t := e.Track()
 	bp := scratch.Get().(*[]byte)
 	defer scratch.Put(bp)
@@ -79,21 +82,37 @@ func (s *rtmpSerializer) AppendFrame(dst []byte, e *hub.Entry) []byte {
 	return rtmp.AppendMessage(dst, csid, typ, rtmp.PlayStreamID, ms, body, s.chunkSize)
 }
 
-// orderedTracks lists the tracks FLV can carry, video first.
+// flvAudioPreference orders the audio codecs FLV players handle best: a
+// WebRTC stream whose Opus is converted carries AAC too, and FLV takes it.
+var flvAudioPreference = []media.Codec{media.CodecAAC, media.CodecMP3, media.CodecG711A, media.CodecG711U, media.CodecOpus}
+
+// flvTracks returns the indexes of the video and audio tracks FLV carries (-1: none).
+func flvTracks(ts *hub.TrackSet) (video, audio int) {
+	return media.PickTracks(ts.Tracks, flv.Supported, flvAudioPreference...)
+}
+
+// orderedTracks lists the tracks FLV carries, video first.
 func orderedTracks(ts *hub.TrackSet) []*media.Track {
 	out := make([]*media.Track, 0, 2)
-	if v, _ := ts.Video(); v != nil && flv.Supported(v.Codec) {
-		out = append(out, v)
+	v, a := flvTracks(ts)
+	if v >= 0 {
+		out = append(out, ts.Tracks[v])
 	}
-	if a, _ := ts.Audio(); a != nil && flv.Supported(a.Codec) {
-		out = append(out, a)
+	if a >= 0 {
+		out = append(out, ts.Tracks[a])
 	}
 	return out
 }
 
+// carried reports whether e's frame belongs to a track FLV carries.
+func carried(e *hub.Entry) bool {
+	v, a := flvTracks(e.Tracks)
+	return e.Frame.Track == v || e.Frame.Track == a
+}
+
 // appendFLVHeaderTags appends onMetaData and the sequence header tags.
 func appendFLVHeaderTags(dst []byte, ts *hub.TrackSet) []byte {
-	if b, err := flv.AppendMetadataTag(dst, ts.Tracks); err == nil {
+	if b, err := flv.AppendMetadataTag(dst, orderedTracks(ts)); err == nil {
 		dst = b
 	}
 	ms := flv.TimestampMs(ts.Start)
@@ -109,17 +128,16 @@ func appendFLVHeaderTags(dst []byte, ts *hub.TrackSet) []byte {
 }
 
 func appendFLVFileHeader(dst []byte, ts *hub.TrackSet) []byte {
-	v, _ := ts.Video()
-	a, _ := ts.Audio()
-	return flv.AppendFileHeader(dst, a != nil, v != nil)
+	v, a := flvTracks(ts)
+	return flv.AppendFileHeader(dst, a >= 0, v >= 0)
 }
 
 // appendFLVFrameTag appends the frame's FLV tag, or nothing if FLV cannot carry it.
 func appendFLVFrameTag(dst []byte, e *hub.Entry) []byte {
-	t := e.Track()
-	if !flv.Supported(t.Codec) {
+	if !carried(e) {
 		return dst
 	}
+	t := e.Track()
 	var (
 		out []byte
 		err error
