@@ -18,6 +18,7 @@ declare -A need=(
 	[ffprobe]=ffmpeg
 	[chromium]=chromium
 	[turnutils_uclient]=coturn
+	[chromedriver]=chromium-driver
 )
 
 missing=()

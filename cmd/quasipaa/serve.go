@@ -22,6 +22,7 @@ import (
 	"github.com/quasipaa/quasipaa/internal/role/publish"
 	"github.com/quasipaa/quasipaa/internal/role/pull"
 	"github.com/quasipaa/quasipaa/internal/vod"
+	"github.com/quasipaa/quasipaa/web"
 )
 
 // node is one running server: the hub and the roles over it, and the
@@ -188,8 +189,9 @@ func (n *node) run(ctx context.Context) error {
 	mux := http.NewServeMux()
 	n.api.Register(mux)
 	n.pull.Register(mux)
+	player := web.PlayerHandler()
 	srv := &http.Server{
-		Handler:           withCORS(n.cfg.HTTP.CORSOrigin, rejectDotSegments(withPrefix("/vod/", n.vod, n.pull.WithHLS(mux)))),
+		Handler:           withCORS(n.cfg.HTTP.CORSOrigin, rejectDotSegments(withPrefix("/vod/", n.vod, withPrefix(web.AssetPrefix, player, withPages(player, n.pull.WithHLS(mux)))))),
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
@@ -277,6 +279,23 @@ func rejectDotSegments(next http.Handler) http.Handler {
 		for _, seg := range strings.Split(r.URL.Path, "/") {
 			if seg == "." || seg == ".." {
 				http.Error(w, "invalid path: dot segments are not allowed", http.StatusBadRequest)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// withPages sends GET and HEAD of the built-in pages, /{app}/{stream}/ and
+// /{app}/{stream}/publish, to pages. They are not mux patterns because a
+// three-segment wildcard conflicts with the API's /api/v1/ catch-all.
+func withPages(pages, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			parts := strings.Split(r.URL.Path, "/")
+			if len(parts) == 4 && parts[0] == "" && parts[1] != "" && parts[2] != "" && parts[1] != "api" &&
+				(parts[3] == "" || parts[3] == "publish") {
+				pages.ServeHTTP(w, r)
 				return
 			}
 		}
