@@ -66,6 +66,9 @@ func startTestNode(t *testing.T, edits ...func(*config.Config)) *node {
 	cfg := config.Default()
 	cfg.RTMP.Listen = "127.0.0.1:0"
 	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.WebRTC.UDPListen = "127.0.0.1:0"
+	cfg.WebRTC.TCPListen = "127.0.0.1:0"
+	cfg.TURN.Listen = "127.0.0.1:0"
 	cfg.Storage.Dir = t.TempDir()
 	cfg.Debug.PprofListen = ""
 	for _, edit := range edits {

@@ -208,6 +208,9 @@ func TestServeStopsOnSIGTERM(t *testing.T) {
 	cmd.Env = cleanEnv(
 		"QUASIPAA_RTMP_LISTEN=127.0.0.1:0",
 		"QUASIPAA_HTTP_LISTEN=127.0.0.1:0",
+		"QUASIPAA_WEBRTC_UDP_LISTEN=127.0.0.1:0",
+		"QUASIPAA_WEBRTC_TCP_LISTEN=127.0.0.1:0",
+		"QUASIPAA_TURN_LISTEN=127.0.0.1:0",
 		"QUASIPAA_STORAGE_DIR="+t.TempDir(),
 	)
 	w := watchStderr(cmd)

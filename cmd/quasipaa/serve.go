@@ -37,6 +37,8 @@ type node struct {
 	api     *core.API
 	vod     http.Handler // nil without storage
 
+	turn *turnService // nil when turn.listen is empty
+
 	// storage and recording; rec is nil when nothing is stored.
 	rec       *recording
 	recorder  *record.Recorder
@@ -100,6 +102,10 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 		hls: hls,
 		rec: rec,
 	}
+	if n.turn, err = newTURN(cfg.TURN, log); err != nil {
+		n.closeEarly()
+		return nil, err
+	}
 	var apiOpts []core.Option
 	if rec != nil {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -139,6 +145,11 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 
 // closeEarly releases what newNode built when it fails half-way.
 func (n *node) closeEarly() {
+	for _, ln := range []net.Listener{n.rtmpLn, n.httpLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
 	n.hls.Close()
 	if n.recCancel != nil {
 		n.recCancel()
@@ -179,6 +190,13 @@ func (n *node) run(ctx context.Context) error {
 			defer wg.Done()
 			_ = netutil.ServeTCP(ctx, n.rtmpLn, n.log, n.serveRTMP)
 		}()
+	}
+	if n.turn != nil {
+		if err := n.turn.start(ctx, n.log); err != nil {
+			n.closeEarly()
+			return err
+		}
+		defer n.turn.server.Close()
 	}
 	var waitRecording func()
 	recCtx, stopRecording := context.WithCancel(ctx)

@@ -87,6 +87,9 @@ func startServer(t *testing.T, env ...string) *server {
 	cmd.Env = append(os.Environ(),
 		"QUASIPAA_RTMP_LISTEN=127.0.0.1:0",
 		"QUASIPAA_HTTP_LISTEN=127.0.0.1:0",
+		"QUASIPAA_WEBRTC_UDP_LISTEN=127.0.0.1:0",
+		"QUASIPAA_WEBRTC_TCP_LISTEN=127.0.0.1:0",
+		"QUASIPAA_TURN_LISTEN=127.0.0.1:0",
 		"QUASIPAA_LOG_FORMAT=json",
 		"QUASIPAA_STORAGE_DIR="+t.TempDir(),
 	)
