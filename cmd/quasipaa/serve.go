@@ -16,11 +16,13 @@ import (
 	"github.com/quasipaa/quasipaa/internal/hub"
 	"github.com/quasipaa/quasipaa/internal/netutil"
 	"github.com/quasipaa/quasipaa/internal/protocol/rtmp"
+	"github.com/quasipaa/quasipaa/internal/protocol/webrtc"
 	"github.com/quasipaa/quasipaa/internal/record"
 	"github.com/quasipaa/quasipaa/internal/role/core"
 	"github.com/quasipaa/quasipaa/internal/role/exchange"
 	"github.com/quasipaa/quasipaa/internal/role/publish"
 	"github.com/quasipaa/quasipaa/internal/role/pull"
+	"github.com/quasipaa/quasipaa/internal/transcode"
 	"github.com/quasipaa/quasipaa/internal/vod"
 	"github.com/quasipaa/quasipaa/web"
 )
@@ -38,6 +40,12 @@ type node struct {
 	vod     http.Handler // nil without storage
 
 	turn *turnService // nil when turn.listen is empty
+
+	// WebRTC: nil when webrtc.udp_listen and webrtc.tcp_listen are both empty.
+	rtcEngine *webrtc.Engine
+	whip      *publish.WHIP
+	whep      *pull.WHEP
+	opusJobs  *transcode.Manager
 
 	// storage and recording; rec is nil when nothing is stored.
 	rec       *recording
@@ -106,6 +114,10 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 		n.closeEarly()
 		return nil, err
 	}
+	if err := n.newWebRTC(); err != nil {
+		n.closeEarly()
+		return nil, err
+	}
 	var apiOpts []core.Option
 	if rec != nil {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -150,6 +162,7 @@ func (n *node) closeEarly() {
 			ln.Close()
 		}
 	}
+	n.closeWebRTC()
 	n.hls.Close()
 	if n.recCancel != nil {
 		n.recCancel()
@@ -208,8 +221,17 @@ func (n *node) run(ctx context.Context) error {
 	n.api.Register(mux)
 	n.pull.Register(mux)
 	player := web.PlayerHandler()
+	// Outermost first: WebRTC (answers its own CORS preflights), CORS, path
+	// checks, recordings, the built-in pages and their assets, live HLS, the mux.
+	var handler http.Handler = n.pull.WithHLS(mux)
+	handler = withPages(player, handler)
+	handler = withPrefix(web.AssetPrefix, player, handler)
+	handler = withPrefix("/vod/", n.vod, handler)
+	handler = rejectDotSegments(handler)
+	handler = withCORS(n.cfg.HTTP.CORSOrigin, handler)
+	handler = withWebRTC(n.whip, n.whep, handler)
 	srv := &http.Server{
-		Handler:           withCORS(n.cfg.HTTP.CORSOrigin, rejectDotSegments(withPrefix("/vod/", n.vod, withPrefix(web.AssetPrefix, player, withPages(player, n.pull.WithHLS(mux)))))),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
@@ -244,6 +266,7 @@ func (n *node) run(ctx context.Context) error {
 		n.log.Warn("http shutdown", "err", err)
 	}
 	n.pull.Wait()
+	n.closeWebRTC()
 	wg.Wait()
 	if n.rec != nil {
 		// The hub is closed: every recording session files its last segment.

@@ -712,9 +712,8 @@ func (p *loopbackPeer) received() map[string]int {
 	return out
 }
 
-// requireServerWebRTC skips the test while the server has no WHIP/WHEP
+// requireServerWebRTC fails the test when the server has no WHIP/WHEP
 // endpoint: OPTIONS on it answers 404 or 405.
-// TODO(wiring): remove once cmd/quasipaa serves WHIP, WHEP and the pages.
 func requireServerWebRTC(t *testing.T, s *server, path string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -725,7 +724,7 @@ func requireServerWebRTC(t *testing.T, s *server, path string) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
-		t.Skipf("the server has no WHIP/WHEP endpoint yet: OPTIONS /%s answers %d", path, resp.StatusCode)
+		t.Fatalf("the server has no WHIP/WHEP endpoint: OPTIONS /%s answers %d", path, resp.StatusCode)
 	}
 }
 
