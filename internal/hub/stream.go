@@ -49,6 +49,8 @@ type Stream struct {
 	ring []atomic.Pointer[Entry]
 	mask uint64
 	head atomic.Uint64 // sequence number of the next entry
+	// bFrames is set once a video frame had PTS != DTS (see StreamInfo.BFrames).
+	bFrames atomic.Bool
 	// lastKey is the sequence number + 1 of the newest keyframe entry (0: none).
 	lastKey atomic.Uint64
 
@@ -248,6 +250,9 @@ func (s *Stream) write(p *Publisher, f *media.Frame) error {
 	if f.DTS > s.lastDTS {
 		s.lastDTS = f.DTS
 	}
+	if f.PTS != f.DTS && t.IsVideo() {
+		s.bFrames.Store(true)
+	}
 	seq := s.head.Load()
 	key := f.Key && (t.IsVideo() || !s.hasVideo)
 	e := &Entry{Frame: f, Tracks: ts, seq: seq, key: key}
@@ -342,6 +347,9 @@ type StreamInfo struct {
 	DroppedFrames  uint64
 	// Viewers counts readers by protocol.
 	Viewers map[string]int
+	// BFrames is set once a video frame had a presentation time different
+	// from its decoding time: the video has B-frames (reordered frames).
+	BFrames bool
 }
 
 // Info returns a snapshot of the stream.
@@ -356,6 +364,7 @@ func (s *Stream) Info() StreamInfo {
 		BytesIn:        s.bytesIn.Load(),
 		DroppedFrames:  s.drops.Load(),
 		Viewers:        map[string]int{},
+		BFrames:        s.bFrames.Load(),
 	}
 	if s.tracks != nil {
 		info.Tracks = s.tracks.Tracks

@@ -810,3 +810,28 @@ func TestBrowserPublishesOverWHIP(t *testing.T) {
 	require.Equal(t, "h264", video, "streams: %+v", p.Streams)
 	require.Equal(t, "aac", audio, "streams: %+v", p.Streams)
 }
+
+// TestBrowserRefusesBFrames: browsers' WebRTC decoders cannot reorder
+// frames, so a stream with B-frames (x264 defaults, 3 B-frames) would play
+// as keyframes only. WHEP refuses it with the reason, which the page shows,
+// instead of a broken picture; the same stream plays over HTTP-FLV.
+func TestBrowserRefusesBFrames(t *testing.T) {
+	requireTools(t, "ffmpeg", "chromium", "chromedriver")
+	s := startServer(t)
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-c:v", "libx264", "-preset", "ultrafast", "-bf", "3", "-g", "60", "-pix_fmt", "yuv420p",
+		"-c:a", "aac", "-f", "flv", s.rtmpURL("live/x"))
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	waitStream(t, s, "live/x")
+	b := startBrowser(t)
+	b.open("http://" + s.HTTPAddr + "/live/x/")
+	b.waitFor(`window.quasipaa && window.quasipaa.error && window.quasipaa.error.includes("B-frames")`, 20*time.Second)
+	b.screenshot("whep-bframes-refused")
+	requireH264AAC720p(t, ffprobe(t, s.flvURL("live/x")))
+}

@@ -102,7 +102,13 @@
 
   class HTTPError extends Error {
     constructor(status, text) {
-      super(`HTTP ${status}${text ? ": " + text.trim().slice(0, 200) : ""}`);
+      // The server's errors are {"error": {"code", "message"}}: show the message.
+      let msg = text ? text.trim() : "";
+      try {
+        const j = JSON.parse(msg);
+        if (j && j.error && j.error.message) msg = j.error.message;
+      } catch (_) { /* not JSON */ }
+      super(`HTTP ${status}${msg ? ": " + msg.slice(0, 300) : ""}`);
       this.status = status;
     }
   }

@@ -143,10 +143,18 @@ func (w *WHEP) tracksOf(ctx context.Context, path string) ([]*media.Track, error
 	}
 }
 
+// errBFrames refuses WebRTC playback of a stream with B-frames.
+func errBFrames(path string) error {
+	return webrtc.Errorf(http.StatusUnprocessableEntity, "b_frames", "the stream %s has B-frames, which WebRTC players cannot decode; publish it without B-frames (x264: -bf 0 or -tune zerolatency) or play it over HLS, FLV or RTMP", path)
+}
+
 func (w *WHEP) start(ctx context.Context, req *webrtc.Request) (webrtc.Session, string, error) {
 	tracks, err := w.tracksOf(ctx, req.Path)
 	if err != nil {
 		return nil, "", err
+	}
+	if info, ok := w.hub.Stream(req.Path); ok && info.BFrames {
+		return nil, "", errBFrames(req.Path)
 	}
 	vIdx, aIdx := media.PickTracks(tracks, webrtc.CanCarry, media.CodecOpus)
 	videoSec, audioSec := req.Offer.Section("video", false), req.Offer.Section("audio", false)
@@ -469,9 +477,14 @@ func (s *whepSession) send(e *hub.Entry) error {
 				return nil
 			}
 			s.started.Store(true)
-			if f.CompositionOffset() != 0 {
-				s.log.Warn("the stream has B-frames: WebRTC players may stutter; encode without B-frames for WebRTC")
-			}
+
+		}
+		if f.PTS != f.DTS {
+			// Browsers' WebRTC decoders cannot reorder: B-frames would
+			// play as keyframes only. End the session; the next request
+			// is refused with the reason.
+			s.log.Warn("WHEP viewer disconnected: the stream has B-frames, which WebRTC cannot play; publish without B-frames (x264: -bf 0 or -tune zerolatency)")
+			return errBFrames(s.req.Path)
 		}
 		n, err := s.video.WriteRun(e.Bytes(whepRTP), f.PTS)
 		s.reader.AddBytesOut(n)

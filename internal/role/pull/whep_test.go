@@ -95,6 +95,10 @@ func readMedia(t testing.TB) (video, aac *media.Track, frames []*media.Frame) {
 		}
 		require.NoError(t, err)
 		if ev.Frame != nil {
+			// The test file's x264 video has B-frames, which WHEP refuses
+			// (see TestWHEPRefusesBFrames): play it as if decoding order
+			// were presentation order, as a WebRTC-friendly encoder makes it.
+			ev.Frame.PTS = ev.Frame.DTS
 			frames = append(frames, ev.Frame)
 		}
 	}
@@ -580,6 +584,30 @@ func TestWHEPErrors(t *testing.T) {
 	}
 	assert.True(t, IsWHEPPath(v.location))
 	assert.False(t, IsWHEPPath("/live/cam1.flv"))
+}
+
+// A stream with B-frames is refused with the reason: browsers' WebRTC
+// decoders cannot reorder frames.
+func TestWHEPRefusesBFrames(t *testing.T) {
+	checkLeaks(t)
+	video, _, _ := readMedia(t)
+	s := newWHEPServer(t, WHEPOptions{})
+	pub, err := s.hub.Publish("live/b", hub.ClientInfo{Protocol: "rtmp"})
+	require.NoError(t, err)
+	defer pub.Close()
+	require.NoError(t, pub.SetTracks([]*media.Track{video}))
+	// Decoding order I P B: the B-frame is presented before the P-frame.
+	ms := time.Millisecond
+	for i, f := range []media.Frame{{DTS: 0, PTS: 33 * ms, Key: true}, {DTS: 33 * ms, PTS: 100 * ms}, {DTS: 66 * ms, PTS: 66 * ms}} {
+		f.Payload = []byte{0, 0, 0, 1, byte(0x41 + i)}
+		require.NoError(t, pub.WriteFrame(&f))
+	}
+	resp := post(t, s.url+"/live/b/whep", "application/sdp", newViewer(t).offer())
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode)
+	b, _ := io.ReadAll(resp.Body)
+	assert.Contains(t, string(b), `"code": "b_frames"`)
+	assert.Contains(t, string(b), "-bf 0")
 }
 
 func TestWantsKeyframe(t *testing.T) {
