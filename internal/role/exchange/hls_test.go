@@ -259,8 +259,16 @@ func TestHLSBlockingReloadTimesOut(t *testing.T) {
 	code, index := fx.get(t, "live/x/index.m3u8")
 	require.Equal(t, http.StatusOK, code, index)
 	media := mediaURI(t, index)
-	code, pl := fx.get(t, "live/x/"+media)
-	require.Equal(t, http.StatusOK, code, pl)
+	// The muxer consumes the published frames in its own goroutine: wait
+	// until it has packaged them all (the playlist stops changing).
+	var pl string
+	require.Eventually(t, func() bool {
+		_, a := fx.get(t, "live/x/"+media)
+		time.Sleep(300 * time.Millisecond)
+		code, b := fx.get(t, "live/x/"+media)
+		pl = b
+		return code == http.StatusOK && a == b
+	}, 10*time.Second, 10*time.Millisecond)
 	seq, segs, parts := 0, 0, 0
 	for _, l := range strings.Split(pl, "\n") {
 		switch {
