@@ -16,8 +16,9 @@ import (
 const benchUsage = `Usage: quasipaa bench -url URL [flags]
 
 Load-tests a live-streaming server (Quasipaa or any other): many players
-play a stream over RTMP, HTTP-FLV, WebSocket-FLV or (LL-)HLS, optional
-publishers push an FLV file, and a summary tells what the players received.
+play a stream over RTMP, HTTP-FLV, WebSocket-FLV, (LL-)HLS or WebRTC (WHEP),
+optional publishers push an FLV file, and a summary tells what the players
+received.
 Exits with 1 if any player or publisher failed. Reference: docs/bench.md.
 
 Flags:
@@ -47,15 +48,15 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var urls urlList
-	fs.Var(&urls, "url", "stream to play: rtmp://host:port/app/stream, http://host:port/app/stream.flv, ws://host:port/app/stream.flv\nor http://host:port/app/stream/index.m3u8 (HLS);\nrepeat it or separate with commas to mix protocols (players take them in turn);\n"+bench.Placeholder+" is replaced by the stream number 1..publishers (default: the -publish-url)")
-	protocol := fs.String("protocol", "", "play every -url with this protocol: rtmp, flv, ws-flv or hls (default: from each URL;\nwith hls, http://host:port/app/stream gets /index.m3u8 appended)")
+	fs.Var(&urls, "url", "stream to play: rtmp://host:port/app/stream, http://host:port/app/stream.flv, ws://host:port/app/stream.flv,\nhttp://host:port/app/stream/index.m3u8 (HLS) or http://host:port/app/stream/whep (WHEP);\nrepeat it or separate with commas to mix protocols (players take them in turn);\n"+bench.Placeholder+" is replaced by the stream number 1..publishers (default: the -publish-url)")
+	protocol := fs.String("protocol", "", "play every -url with this protocol: rtmp, flv, ws-flv, hls or whep (default: from each URL;\nwith hls, http://host:port/app/stream gets /index.m3u8 appended, with whep /whep)")
 	players := fs.Int("players", bench.DefaultPlayers, "number of concurrent players")
 	duration := fs.Duration("duration", bench.DefaultDuration, "length of the whole run; everything stops after it")
 	ramp := fs.Duration("ramp", bench.DefaultRamp, "spread the players' connection starts evenly over this time")
 	timeout := fs.Duration("timeout", bench.DefaultTimeout, "limit for connecting, and for a connection staying silent")
-	publishFile := fs.String("publish", "", "FLV file to publish over RTMP in real time, looping, while the players play")
+	publishFile := fs.String("publish", "", "FLV file to publish over RTMP (or WHIP) in real time, looping, while the players play")
 	publishers := fs.Int("publishers", 1, "number of publishers of the -publish file (each on its own stream)")
-	publishURL := fs.String("publish-url", "", "where to publish: rtmp://host:port/app/stream, with "+bench.Placeholder+" for several publishers\n(default: the -url when it is rtmp)")
+	publishURL := fs.String("publish-url", "", "where to publish: rtmp://host:port/app/stream, or http://host:port/app/stream/whip to publish\nthe file's video over WHIP; with "+bench.Placeholder+" for several publishers (default: the -url when it is rtmp)")
 	asJSON := fs.Bool("json", false, "print the summary as JSON on stdout (the text summary then goes to stderr)")
 	progress := fs.Duration("progress", bench.DefaultProgress, "interval of the progress line on stderr; 0 disables it")
 	fs.Usage = func() {}

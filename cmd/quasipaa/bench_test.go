@@ -337,3 +337,99 @@ func TestBenchCommandLine(t *testing.T) {
 	assert.Equal(t, 3, s.Errors[0].Count)
 	assert.True(t, strings.HasPrefix(s.Errors[0].Error, "connect: "), s.Errors[0].Error)
 }
+
+func (n *node) whepURL(path string) string {
+	return "http://" + n.httpLn.Addr().String() + "/" + path + "/whep"
+}
+
+// TestBenchWHEP plays a stream published by the bench's own RTMP publisher
+// with 5 WHEP players of an in-process node: every player connects, gets
+// the frames the timestamps promise and measures each frame's latency from
+// the publisher; every session is deleted at the end.
+func TestBenchWHEP(t *testing.T) {
+	requireFFmpeg(t)
+	checkLeaks(t)
+	file := makeTestFLV(t, "640x360", 4)
+	n := startTestNode(t)
+
+	s := runBenchJSON(t, "-publish", file, "-publish-url", n.rtmpURL("live/rtc"),
+		"-url", n.whepURL("live/rtc"), "-players", "5", "-duration", "5s", "-ramp", "200ms")
+	assert.Equal(t, 5, s.Players)
+	assert.Equal(t, 5, s.Connected)
+	assert.Zero(t, s.Failed, "%+v", s.Errors)
+	require.NotNil(t, s.Publishers)
+	assert.Zero(t, s.Publishers.Failed, "%+v", s.Publishers.Errors)
+	w := s.WebRTC
+	require.NotNil(t, w)
+	assert.Equal(t, 5, w.Players)
+	assert.Equal(t, 5, w.Deleted)
+	assert.Empty(t, w.DeleteErrors)
+	assert.Positive(t, w.SignalMs.P50)
+
+	// Frames: what the publisher's timestamps promise, none lost on loopback.
+	assert.Positive(t, s.VideoFrames)
+	assert.InDelta(t, float64(s.ExpectedFrames), float64(s.VideoFrames), 0.01*float64(s.ExpectedFrames)+1)
+	assert.Zero(t, s.Discontinuities)
+	assert.Zero(t, s.Stalls)
+	assert.InDelta(t, 30, s.FPS, 0.5)
+	// Each player plays from a keyframe at most a GOP (1 s) after it
+	// connects, until the end: at least 3 s of 30 fps.
+	assert.Greater(t, s.VideoFrames, uint64(5*3*30))
+	assert.InEpsilon(t, 30*s.VideoSeconds, float64(s.VideoFrames), 0.10)
+	assert.Positive(t, s.AudioFrames)
+	assert.Less(t, w.LossPercent, 1.0)
+	assert.Zero(t, w.IncompleteFrames)
+	assert.Positive(t, s.StartupMs.P50)
+	assert.Less(t, s.StartupMs.Max, 2500.0)
+
+	// Latency: every frame mapped to the publisher's, a little after it
+	// was sent, never before.
+	assert.Equal(t, 5, w.KeyframesBySize)
+	assert.Zero(t, w.KeyframesByTime)
+	assert.Zero(t, w.UnmatchedFrames)
+	assert.Equal(t, s.VideoFrames, w.LatencyFrames+w.BacklogFrames)
+	assert.Greater(t, w.LatencyFrames, uint64(5*3*30))
+	for _, p := range []bench.Percentiles{w.LatencyMs, w.FirstFrameLatencyMs} {
+		assert.Positive(t, p.P50)
+		assert.Less(t, p.Max, 2000.0)
+	}
+	// Live frames come within milliseconds on loopback; the backlog (the
+	// cached keyframe at most 500 ms old, and what followed) at once.
+	assert.Less(t, w.LatencyMs.P50, 100.0)
+	assert.Less(t, w.BacklogLatencyMs.Max, 600.0)
+	assert.Less(t, w.FirstFrameLatencyMs.Max, 600.0)
+
+	// The server has no session left.
+	require.Eventually(t, func() bool { return n.whep.Sessions() == 0 }, 5*time.Second, 50*time.Millisecond)
+}
+
+// TestBenchWHIPToWHEP publishes the video of a file over WHIP with the
+// bench's own publisher and plays it with 5 WHEP players.
+func TestBenchWHIPToWHEP(t *testing.T) {
+	requireFFmpeg(t)
+	checkLeaks(t)
+	file := makeTestFLV(t, "640x360", 4)
+	n := startTestNode(t)
+	whip := "http://" + n.httpLn.Addr().String() + "/live/whip/whip"
+
+	s := runBenchJSON(t, "-publish", file, "-publish-url", whip,
+		"-url", n.whepURL("live/whip"), "-players", "5", "-duration", "5s", "-ramp", "200ms")
+	assert.Equal(t, 5, s.Connected)
+	assert.Zero(t, s.Failed, "%+v", s.Errors)
+	require.NotNil(t, s.Publishers)
+	assert.Zero(t, s.Publishers.Failed, "%+v", s.Publishers.Errors)
+	assert.Positive(t, s.Publishers.Tags)
+	w := s.WebRTC
+	require.NotNil(t, w)
+	assert.Equal(t, 5, w.Deleted)
+	assert.Greater(t, s.VideoFrames, uint64(5*3*30))
+	assert.InDelta(t, float64(s.ExpectedFrames), float64(s.VideoFrames), 0.01*float64(s.ExpectedFrames)+1)
+	assert.Zero(t, s.AudioFrames) // the publisher sends video only
+	assert.Less(t, w.LossPercent, 1.0)
+	assert.Equal(t, 5, w.KeyframesBySize)
+	assert.Zero(t, w.UnmatchedFrames)
+	assert.Positive(t, w.LatencyMs.P50)
+	assert.Less(t, w.LatencyMs.Max, 2000.0)
+	// The WHIP and WHEP sessions ended with the run.
+	require.Eventually(t, func() bool { return n.whip.Sessions() == 0 && n.whep.Sessions() == 0 }, 5*time.Second, 50*time.Millisecond)
+}

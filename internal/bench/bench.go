@@ -1,10 +1,12 @@
 // Package bench is a load generator for live-streaming servers: it plays a
-// stream with many concurrent players over RTMP, HTTP-FLV, WebSocket-FLV or
-// HLS / Low-Latency HLS, optionally feeds it with publishers pushing an FLV
-// file over RTMP, and measures what every player received: connect and
-// startup times, bytes, video frames received versus expected from the
-// timestamps, and stalls; for HLS, requests by kind, their latency, and how
-// far behind the ingest wall clock each part or segment arrives.
+// stream with many concurrent players over RTMP, HTTP-FLV, WebSocket-FLV,
+// HLS / Low-Latency HLS or WebRTC (WHEP), optionally feeds it with
+// publishers pushing an FLV file over RTMP (or its video over WHIP), and
+// measures what every player received: connect and startup times, bytes,
+// video frames received versus expected from the timestamps, and stalls;
+// for HLS, requests by kind, their latency, and how far behind the ingest
+// wall clock each part or segment arrives; for WHEP, RTP packet loss and
+// each video frame's latency from the bench's publisher to the player.
 //
 // It is built to be cheap per player (one goroutine, reused buffers, no
 // allocation per frame) so that one core can drive about a thousand players.
@@ -34,10 +36,11 @@ const (
 	HTTPFLV Protocol = "flv"    // HTTPFLV is HTTP-FLV (http:// URLs).
 	WSFLV   Protocol = "ws-flv" // WSFLV is FLV over WebSocket (ws:// URLs).
 	HLS     Protocol = "hls"    // HLS is HLS or Low-Latency HLS (http:// URLs of .m3u8 playlists).
+	WHEP    Protocol = "whep"   // WHEP is WebRTC playback (http:// URLs of WHEP endpoints, .../whep).
 )
 
 // Protocols lists the playback protocols.
-var Protocols = []Protocol{RTMP, HTTPFLV, WSFLV, HLS}
+var Protocols = []Protocol{RTMP, HTTPFLV, WSFLV, HLS, WHEP}
 
 // Defaults of Config.
 const (
@@ -57,12 +60,13 @@ type Config struct {
 	// URLs are the stream URLs players play, assigned round robin:
 	// rtmp://host:port/app/stream, http://host:port/app/stream.flv,
 	// ws://host:port/app/stream.flv or http://host:port/app/stream/index.m3u8
-	// (HLS). Placeholder is replaced by the player's stream number, cycling
-	// over 1..Publishers.
+	// (HLS) or http://host:port/app/stream/whep (WHEP). Placeholder is
+	// replaced by the player's stream number, cycling over 1..Publishers.
 	URLs []string
 	// Protocol, when set, is the protocol of every URL instead of the one
 	// its form tells; with HLS, a URL that does not name a playlist gets
-	// /index.m3u8 appended (an .flv extension is dropped first).
+	// /index.m3u8 appended (an .flv extension is dropped first); with WHEP,
+	// one that does not end in /whep gets /whep appended likewise.
 	Protocol Protocol
 	// Players is the number of concurrent players.
 	Players int
@@ -73,13 +77,15 @@ type Config struct {
 	// Timeout bounds connecting (dial to playing) and any silence of a
 	// connection; 0 means DefaultTimeout.
 	Timeout time.Duration
-	// PublishFile is an FLV file that Publishers publishers push over RTMP in
-	// real time, looping, before and while the players play.
+	// PublishFile is an FLV file that Publishers publishers push over RTMP
+	// (or its video over WHIP) in real time, looping, before and while the
+	// players play.
 	PublishFile string
 	// Publishers is the number of publishers (0: none).
 	Publishers int
-	// PublishURL is where publishers push, rtmp://host:port/app/stream; with
-	// more than one publisher it must contain Placeholder.
+	// PublishURL is where publishers push, rtmp://host:port/app/stream, or
+	// http://host:port/app/stream/whip to publish the file's video over WHIP;
+	// with more than one publisher it must contain Placeholder.
 	PublishURL string
 	// Progress is the interval of the progress line (0: none).
 	Progress time.Duration
@@ -90,8 +96,8 @@ type Config struct {
 }
 
 // ProtocolOf returns the protocol of a player URL: rtmp:// is RTMP, ws://
-// WebSocket-FLV, http:// (or https://) of a .m3u8 path HLS, and any other
-// http:// HTTP-FLV.
+// WebSocket-FLV, http:// (or https://) of a .m3u8 path HLS, of a path
+// ending in /whep WHEP, and any other http:// HTTP-FLV.
 func ProtocolOf(rawURL string) (Protocol, error) {
 	u, err := url.Parse(strings.ReplaceAll(rawURL, Placeholder, "1"))
 	if err != nil {
@@ -107,24 +113,27 @@ func ProtocolOf(rawURL string) (Protocol, error) {
 		if strings.HasSuffix(u.Path, ".m3u8") {
 			return HLS, nil
 		}
+		if strings.HasSuffix(u.Path, "/whep") {
+			return WHEP, nil
+		}
 		if u.Scheme == "http" {
 			return HTTPFLV, nil
 		}
-		return "", fmt.Errorf("%q: https is only supported for HLS (.m3u8)", rawURL)
+		return "", fmt.Errorf("%q: https is only supported for HLS (.m3u8) and WHEP (/whep)", rawURL)
 	case "ws":
 		return WSFLV, nil
 	}
 	return "", fmt.Errorf("%q: scheme %q is not rtmp, http or ws", rawURL, u.Scheme)
 }
 
-// ParseProtocol parses a protocol name: rtmp, flv, ws-flv or hls.
+// ParseProtocol parses a protocol name: rtmp, flv, ws-flv, hls or whep.
 func ParseProtocol(s string) (Protocol, error) {
 	for _, p := range Protocols {
 		if string(p) == s {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("unknown protocol %q (rtmp, flv, ws-flv, hls)", s)
+	return "", fmt.Errorf("unknown protocol %q (rtmp, flv, ws-flv, hls, whep)", s)
 }
 
 // playerURL returns the protocol and URL a player plays for rawURL: the
@@ -134,15 +143,22 @@ func playerURL(rawURL string, force Protocol) (Protocol, string, error) {
 	if force == "" || err != nil {
 		return got, rawURL, err
 	}
-	want := map[Protocol][]string{RTMP: {"rtmp"}, HTTPFLV: {"http"}, WSFLV: {"ws"}, HLS: {"http", "https"}}[force]
+	want := map[Protocol][]string{RTMP: {"rtmp"}, HTTPFLV: {"http"}, WSFLV: {"ws"}, HLS: {"http", "https"}, WHEP: {"http", "https"}}[force]
 	scheme, rest, _ := strings.Cut(rawURL, "://")
 	if !slices.Contains(want, scheme) {
 		return "", "", fmt.Errorf("%q: protocol %s needs a %s:// URL", rawURL, force, want[0])
 	}
-	if force == HLS && got != HLS {
+	if (force == HLS || force == WHEP) && got != force {
 		// http://host/app/stream[.flv] -> http://host/app/stream/index.m3u8
+		// (HLS) or http://host/app/stream/whep (WHEP)
 		path, query, hasQuery := strings.Cut(rest, "?")
-		path = strings.TrimSuffix(strings.TrimSuffix(path, "/"), ".flv") + "/index.m3u8"
+		path = strings.TrimSuffix(strings.TrimSuffix(path, "/"), "/index.m3u8")
+		path = strings.TrimSuffix(strings.TrimSuffix(path, "/whep"), ".flv")
+		if force == HLS {
+			path += "/index.m3u8"
+		} else {
+			path += "/whep"
+		}
 		rawURL = scheme + "://" + path
 		if hasQuery {
 			rawURL += "?" + query
@@ -184,8 +200,8 @@ func (c *Config) validate() error {
 		return errors.New("publishing needs both a file and a number of publishers")
 	}
 	if c.Publishers > 0 {
-		if p, err := ProtocolOf(c.PublishURL); err != nil || p != RTMP {
-			return fmt.Errorf("publish URL %q must be rtmp://host:port/app/stream", c.PublishURL)
+		if p, err := ProtocolOf(c.PublishURL); !isWHIPURL(c.PublishURL) && (err != nil || p != RTMP) {
+			return fmt.Errorf("publish URL %q must be rtmp://host:port/app/stream or http://host:port/app/stream/whip", c.PublishURL)
 		}
 		if c.Publishers > 1 && !strings.Contains(c.PublishURL, Placeholder) {
 			return fmt.Errorf("with %d publishers the publish URL must contain %s (one stream each)", c.Publishers, Placeholder)
@@ -233,6 +249,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 
+	// WHEP players and WHIP publishers share one pion API, certificate and
+	// HTTP client.
+	var wc *whepClient
+	var rtcURLs []string
+	for _, u := range cfg.URLs {
+		if proto, pu, _ := playerURL(streamURL(u, 1), cfg.Protocol); proto == WHEP && cfg.Players > 0 {
+			rtcURLs = append(rtcURLs, pu)
+		}
+	}
+	whip := cfg.Publishers > 0 && isWHIPURL(cfg.PublishURL)
+	if whip {
+		rtcURLs = append(rtcURLs, cfg.PublishURL)
+	}
+	if len(rtcURLs) > 0 {
+		var err error
+		if wc, err = newWHEPClient(rtcURLs, cfg.Players+cfg.Publishers, cfg.Timeout); err != nil {
+			return nil, err
+		}
+		defer wc.close()
+	}
+
 	begin := time.Now()
 	runCtx, cancel := context.WithDeadline(ctx, begin.Add(cfg.Duration))
 	defer cancel()
@@ -241,6 +278,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	pubs := make([]*publisher, cfg.Publishers)
 	for i := range pubs {
 		pubs[i] = newPublisher(streamURL(cfg.PublishURL, i+1))
+		if whip {
+			pubs[i].wc = wc
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -273,6 +313,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i := range players {
 		proto, u, _ := playerURL(streamURL(cfg.URLs[i%len(cfg.URLs)], 1+i%streams), cfg.Protocol)
 		p := &player{url: u, proto: proto, hc: hc, done: make(chan struct{})}
+		if proto == WHEP {
+			p.wc = wc
+			if len(pubs) > 0 {
+				// Player i plays stream 1 + i mod publishers: publisher i mod publishers's.
+				p.sent = pubs[i%streams].sent
+			}
+		}
 		players[i] = p
 		at := start
 		if cfg.Players > 1 {

@@ -38,6 +38,10 @@ type player struct {
 	done  chan struct{}
 	hls   *hlsStats // HLS only, set when it ended
 
+	wc   *whepClient // WHEP only
+	sent *sendLog    // WHEP only: the send log of the stream's publisher (nil: none)
+	rtc  *whepStats  // WHEP only
+
 	accounting
 	started   time.Time // dial start
 	playing   time.Time // connected and playing (zero if never)
@@ -67,6 +71,8 @@ func (p *player) run(ctx context.Context, at time.Time, timeout time.Duration, l
 		err = p.playRTMP(ctx, timeout)
 	case HLS:
 		err = p.playHLS(ctx, p.hc, timeout, log)
+	case WHEP:
+		err = p.playWHEP(ctx, timeout)
 	default:
 		err = p.playHTTP(ctx, timeout)
 	}

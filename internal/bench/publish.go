@@ -26,12 +26,20 @@ type fileTag struct {
 	body   []byte
 	header bool // metadata or sequence header: sent on the first pass only
 	video  bool // a coded video frame
+
+	// Coded video frames only (for the send log of WHEP latency).
+	cto int32  // composition time offset, ms: PTS = ts + cto
+	key bool   // a keyframe
+	vcl uint32 // bytes of its H.264 slice NAL units (headers included), 0 if not H.264
 }
 
 // flvFile is an FLV file loaded for publishing.
 type flvFile struct {
 	tags []fileTag
 	loop uint32 // ms added to the timestamps at each pass
+	avcC []byte // the AVC decoder configuration record, if the video is legacy AVC
+
+	lengthSize int // of the AVC NAL unit lengths
 }
 
 // loadFLV reads a whole FLV file. Its audio, video and script tags are kept,
@@ -50,6 +58,7 @@ func loadFLV(path string) (*flvFile, error) {
 	}
 	out := &flvFile{}
 	first, haveFirst := uint32(0), false
+	lengthSize := 4 // of the AVC NAL unit lengths, from the sequence header
 	for {
 		t, err := r.ReadTag()
 		if errors.Is(err, io.EOF) {
@@ -68,6 +77,13 @@ func loadFLV(path string) (*flvFile, error) {
 			ft.header = k == kindVideoConfig
 			ft.video = k == kindVideoFrame
 			ft.body = slices.Clone(t.Body)
+			if ft.header && isLegacyAVC(t.Body) && len(t.Body) > 9 {
+				lengthSize = int(t.Body[9]&3) + 1
+				out.avcC = slices.Clone(t.Body[5:])
+			}
+			if ft.video {
+				ft.cto, ft.key, ft.vcl = videoFrameInfo(t.Body, lengthSize)
+			}
 		case flv.TagAudio:
 			ft.header = audioKind(t.Body) == kindAudioConfig
 			ft.body = slices.Clone(t.Body)
@@ -108,7 +124,43 @@ func loadFLV(path string) (*flvFile, error) {
 		step = steps[len(steps)/2]
 	}
 	out.loop = lastVideo + step - firstVideo
+	out.lengthSize = lengthSize
 	return out, nil
+}
+
+// isLegacyAVC reports whether a video body is legacy (non-Enhanced) AVC.
+func isLegacyAVC(body []byte) bool {
+	return len(body) >= 2 && body[0]&0x80 == 0 && body[0]&0x0f == 7
+}
+
+// videoFrameInfo reads a coded video frame's composition time offset and
+// keyframe flag, and for legacy AVC the bytes of its slice NAL units (types
+// 1 to 5, header byte included): what a WHEP player can measure of the same
+// frame from its RTP packets, to recognise it.
+func videoFrameInfo(body []byte, lengthSize int) (cto int32, key bool, vcl uint32) {
+	if len(body) == 0 {
+		return 0, false, 0
+	}
+	key = (body[0]>>4)&7 == 1
+	if !isLegacyAVC(body) || len(body) < 5 {
+		return 0, key, 0
+	}
+	cto = int32(uint32(body[2])<<16|uint32(body[3])<<8|uint32(body[4])) << 8 >> 8 // signed 24 bits
+	for b := body[5:]; len(b) >= lengthSize; {
+		n := 0
+		for _, c := range b[:lengthSize] {
+			n = n<<8 | int(c)
+		}
+		b = b[lengthSize:]
+		if n <= 0 || n > len(b) {
+			break
+		}
+		if t := b[0] & 0x1f; t >= 1 && t <= 5 {
+			vcl += uint32(n)
+		}
+		b = b[n:]
+	}
+	return cto, key, vcl
 }
 
 // isSequenceEnd reports whether a video body is an end-of-sequence marker
@@ -129,6 +181,8 @@ type publisher struct {
 	url    string
 	primed chan struct{} // closed when the first video frame is sent
 	done   chan struct{}
+	sent   *sendLog    // when each video frame was sent
+	wc     *whepClient // WHIP publishers only
 
 	bytes atomic.Uint64
 	tags  atomic.Uint64
@@ -142,7 +196,7 @@ type publisher struct {
 }
 
 func newPublisher(url string) *publisher {
-	return &publisher{url: url, primed: make(chan struct{}), done: make(chan struct{})}
+	return &publisher{url: url, primed: make(chan struct{}), done: make(chan struct{}), sent: newSendLog()}
 }
 
 // run publishes until ctx ends or the connection fails.
@@ -160,6 +214,9 @@ func (p *publisher) run(ctx context.Context, f *flvFile, timeout time.Duration, 
 }
 
 func (p *publisher) publish(ctx context.Context, f *flvFile, timeout time.Duration) error {
+	if p.wc != nil {
+		return p.publishWHIP(ctx, f, timeout)
+	}
 	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c, err := rtmp.Dial(dctx, p.url, rtmp.WithWriteTimeout(timeout), rtmp.WithReadTimeout(0))
@@ -187,7 +244,15 @@ func (p *publisher) publish(ctx context.Context, f *flvFile, timeout time.Durati
 		_ = c.Close()
 		<-drained
 	}()
+	return p.pace(ctx, f, func(t *fileTag, ts uint64) (int, error) {
+		return len(t.body), c.WriteMessage(t.typ, uint32(ts), t.body)
+	})
+}
 
+// pace sends the file's tags in real time, looping, with send, until ctx
+// ends or send fails; send returns the payload bytes it sent (0: the tag
+// was not sent). It logs each video frame's send time.
+func (p *publisher) pace(ctx context.Context, f *flvFile, send func(t *fileTag, ts uint64) (int, error)) error {
 	start := time.Now()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -195,7 +260,8 @@ func (p *publisher) publish(ctx context.Context, f *flvFile, timeout time.Durati
 	var last [32]uint64 // last timestamp sent, by message type
 	for pass := 0; ; pass++ {
 		base := uint64(pass) * uint64(f.loop)
-		for _, t := range f.tags {
+		for i := range f.tags {
+			t := &f.tags[i]
 			if pass > 0 && t.header {
 				continue
 			}
@@ -218,13 +284,20 @@ func (p *publisher) publish(ctx context.Context, f *flvFile, timeout time.Durati
 			} else if late := -wait; late > p.maxLate {
 				p.maxLate = late
 			}
-			if err := c.WriteMessage(t.typ, uint32(ts), t.body); err != nil {
+			if t.video {
+				p.sent.add(sentFrame{dts: int64(ts), pts: int64(ts) + int64(t.cto), sent: time.Now(), key: t.key, vcl: t.vcl})
+			}
+			n, err := send(t, ts)
+			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				return fmt.Errorf("write: %w", err)
 			}
-			p.bytes.Add(uint64(len(t.body)))
+			if n == 0 {
+				continue
+			}
+			p.bytes.Add(uint64(n))
 			p.tags.Add(1)
 			if t.video && !primed {
 				primed = true

@@ -58,6 +58,8 @@ type Stats struct {
 	// the frame, stall and discontinuity figures above stay zero: parts and
 	// segments are not decoded.
 	HLS *HLSStats `json:"hls,omitempty"`
+	// WebRTC has the WHEP figures, when players played WHEP.
+	WebRTC *WebRTCStats `json:"webrtc,omitempty"`
 }
 
 // PublisherStats are the figures of the publishers.
@@ -105,7 +107,8 @@ type PlayerResult struct {
 	Discontinuities int           // Discontinuities counts DTS jumps not taken as gaps.
 	Err             error         // Err is why the player failed, nil if it did not.
 
-	hls *hlsStats // HLS players: requests, latencies, latency to live
+	hls *hlsStats  // HLS players: requests, latencies, latency to live
+	rtc *whepStats // WHEP players: packets, latencies
 }
 
 // PublisherResult is what one publisher did.
@@ -190,6 +193,7 @@ func (p *player) result(stop time.Time) PlayerResult {
 		Discontinuities: p.discont,
 		Err:             p.err,
 		hls:             p.hls,
+		rtc:             p.rtc,
 	}
 	if r.Connected {
 		r.Connect = p.playing.Sub(p.started)
@@ -261,6 +265,7 @@ func aggregate(rs []PlayerResult, secs float64) Stats {
 	s.StartupMs = percentiles(startup)
 	s.Errors = groupErrors(errs)
 	s.HLS = aggregateHLS(rs, secs)
+	s.WebRTC = aggregateWebRTC(rs)
 	return s
 }
 
@@ -363,6 +368,9 @@ func writeStats(b *strings.Builder, s *Stats, secs float64, in string) {
 		fmt.Fprintf(b, ", %d timestamp discontinuities", s.Discontinuities)
 	}
 	b.WriteString("\n")
+	if s.WebRTC != nil {
+		writeWebRTC(b, s.WebRTC, in)
+	}
 	writeErrors(b, s.Errors, in)
 }
 
