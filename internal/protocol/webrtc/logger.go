@@ -8,8 +8,11 @@ import (
 	"github.com/pion/logging"
 )
 
-// slogFactory routes pion's logs to slog. Pion's Info is internal detail, so
-// it is logged at Debug; Trace is dropped.
+// slogFactory routes pion's logs to slog. Pion's Info is internal detail and
+// its Warn mostly one client's session life (about five lines per session:
+// pings before candidate pairs, streams closed at teardown), so both are
+// logged at Debug; its Error at Warn, since our sessions log their own
+// failures with the client's address. Trace is dropped.
 type slogFactory struct{ log *slog.Logger }
 
 // NewLogger returns the logger of a pion component.
@@ -40,11 +43,11 @@ func (l slogLogger) Info(msg string) { l.emit(slog.LevelDebug, msg) }
 func (l slogLogger) Infof(format string, args ...any) {
 	l.emitf(slog.LevelDebug, format, args...)
 }
-func (l slogLogger) Warn(msg string) { l.emit(slog.LevelWarn, msg) }
+func (l slogLogger) Warn(msg string) { l.emit(slog.LevelDebug, msg) }
 func (l slogLogger) Warnf(format string, args ...any) {
-	l.emitf(slog.LevelWarn, format, args...)
+	l.emitf(slog.LevelDebug, format, args...)
 }
-func (l slogLogger) Error(msg string) { l.emit(slog.LevelError, msg) }
+func (l slogLogger) Error(msg string) { l.emit(slog.LevelWarn, msg) }
 func (l slogLogger) Errorf(format string, args ...any) {
-	l.emitf(slog.LevelError, format, args...)
+	l.emitf(slog.LevelWarn, format, args...)
 }
