@@ -27,6 +27,10 @@ type Config struct {
 	HLS     HLS     `yaml:"hls"`
 	WebRTC  WebRTC  `yaml:"webrtc"`
 	TURN    TURN    `yaml:"turn"`
+	Cluster Cluster `yaml:"cluster"`
+	API     API     `yaml:"api"`
+	Auth    Auth    `yaml:"auth"`
+	Metrics Metrics `yaml:"metrics"`
 	Debug   Debug   `yaml:"debug"`
 	// Apps are per-application policies, matched against a stream path in
 	// order; the first match applies and a stream no entry matches gets the
@@ -38,25 +42,46 @@ type Config struct {
 type App struct {
 	// Match is a path pattern: "live/cam1", "live/*" ('*' stays within one
 	// path segment, as in path.Match), "live/**" (everything under live/) or "**".
-	Match string `yaml:"match"`
+	Match string `yaml:"match" json:"match"`
 	// Record writes the streams to storage as fMP4 segments.
-	Record bool `yaml:"record"`
+	Record bool `yaml:"record" json:"record"`
 	// RecordSegment is the target length of a recorded segment; a segment
 	// ends at the first video keyframe after it.
-	RecordSegment time.Duration `yaml:"record_segment"`
+	RecordSegment time.Duration `yaml:"record_segment" json:"record_segment"`
 	// Retention deletes recorded segments older than this; 0 keeps them forever.
-	Retention time.Duration `yaml:"retention"`
+	Retention time.Duration `yaml:"retention" json:"retention"`
 	// DVRWindow is how far back the DVR playlist of a recorded live stream
 	// reaches (/vod/{app}/{stream}/index.m3u8 without from and to).
-	DVRWindow time.Duration `yaml:"dvr_window"`
+	DVRWindow time.Duration `yaml:"dvr_window" json:"dvr_window"`
 	// HLSVariant overrides hls.variant for these streams; "" keeps it.
-	HLSVariant string `yaml:"hls_variant"`
+	HLSVariant string `yaml:"hls_variant" json:"hls_variant"`
+	// PublishProtocols are the comma-separated protocols that may publish
+	// (rtmp, whip, srt, relay); "" allows all.
+	PublishProtocols string `yaml:"publish_protocols" json:"publish_protocols"`
+	// PlayProtocols are the comma-separated protocols that may play (rtmp,
+	// flv, ws-flv, hls, whep, srt); "" allows all.
+	PlayProtocols string `yaml:"play_protocols" json:"play_protocols"`
+	// Auth is how publishers and viewers are authorised: none, token or webhook.
+	Auth string `yaml:"auth" json:"auth"`
+	// MaxPublishers bounds the streams of this app published at once on a node; 0 is unlimited.
+	MaxPublishers int `yaml:"max_publishers" json:"max_publishers"`
+	// MaxViewers bounds the viewers of one stream on a node; 0 is unlimited.
+	MaxViewers int `yaml:"max_viewers" json:"max_viewers"`
+	// MaxBitrate disconnects a publisher whose ingress bit rate stays above it, bit/s; 0 is unlimited.
+	MaxBitrate int `yaml:"max_bitrate" json:"max_bitrate"`
 }
+
+// Values accepted by App.Auth.
+const (
+	AuthNone    = "none"
+	AuthToken   = "token"
+	AuthWebhook = "webhook"
+)
 
 // DefaultApp returns the values an apps entry starts from before its keys
 // are applied.
 func DefaultApp() App {
-	return App{RecordSegment: 4 * time.Second, DVRWindow: 2 * time.Hour}
+	return App{RecordSegment: 4 * time.Second, DVRWindow: 2 * time.Hour, Auth: AuthNone}
 }
 
 // AppFor returns the policy of the first apps entry matching path.
@@ -149,6 +174,127 @@ type TURN struct {
 	MaxAllocationsPerUser int `yaml:"max_allocations_per_user"`
 	// AllowPrivatePeers permits relaying to loopback, private and link-local addresses.
 	AllowPrivatePeers bool `yaml:"allow_private_peers"`
+}
+
+// Cluster makes the process one node of a cluster (with Redis) and chooses
+// its roles.
+type Cluster struct {
+	// Roles are the comma-separated roles this node runs: publish, exchange, pull, core.
+	Roles string `yaml:"roles"`
+	// Redis is the registry's address, redis://[user:pass@]host:port/db; "" keeps state in memory (a single node).
+	Redis string `yaml:"redis"`
+	// NodeID names the node in the cluster; "" uses the host name.
+	NodeID string `yaml:"node_id"`
+	// Advertise is the host or IP other nodes and redirected clients reach this node at; "" uses the first non-loopback IP.
+	Advertise string `yaml:"advertise"`
+	// Secret authenticates relay and internal requests between nodes; required with redis.
+	Secret string `yaml:"secret"`
+	// TTL is how long a node's heartbeat, routes and job leases outlive it.
+	TTL time.Duration `yaml:"ttl"`
+	// Region labels the node's location; dispatch prefers nodes of the client's region.
+	Region string `yaml:"region"`
+	// Weight is the node's relative capacity for dispatch, in percent (100 is normal).
+	Weight int `yaml:"weight"`
+	// RelayIdle closes a pull node's relay upstream this long after its last viewer left.
+	RelayIdle time.Duration `yaml:"relay_idle"`
+	// Dispatch configures how core chooses a node.
+	Dispatch Dispatch `yaml:"dispatch"`
+}
+
+// Dispatch configures node selection by core.
+type Dispatch struct {
+	// Policy is least_loaded (lowest weighted load) or random (weighted random among the suitable).
+	Policy string `yaml:"policy"`
+	// CPUWeight is the share of CPU use in a node's load score, in percent.
+	CPUWeight int `yaml:"cpu_weight"`
+	// ConnectionsWeight is the share of connections in a node's load score, in percent.
+	ConnectionsWeight int `yaml:"connections_weight"`
+	// BandwidthWeight is the share of egress plus ingress bit rate in a node's load score, in percent.
+	BandwidthWeight int `yaml:"bandwidth_weight"`
+}
+
+// Role names of cluster.roles.
+const (
+	RolePublish  = "publish"
+	RoleExchange = "exchange"
+	RolePull     = "pull"
+	RoleCore     = "core"
+)
+
+// HasRole reports whether cluster.roles includes role.
+func (c *Cluster) HasRole(role string) bool {
+	for _, r := range splitList(c.Roles) {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+// API configures the HTTP control API under /api/v1.
+type API struct {
+	// Listen is a separate host:port for the API (and the console); "" serves it on http.listen.
+	Listen string `yaml:"listen"`
+	// Keys are the bearer API keys; with none, the API is open to anyone who reaches it.
+	Keys []APIKey `yaml:"keys"`
+}
+
+// APIKey is one bearer key of the API.
+type APIKey struct {
+	// Name identifies the key in logs.
+	Name string `yaml:"name" json:"name"`
+	// Key is the secret sent as "Authorization: Bearer KEY" (at least 16 characters).
+	Key string `yaml:"key" json:"key"`
+	// Scope is read (GET only) or admin (everything).
+	Scope string `yaml:"scope" json:"scope"`
+}
+
+// Values accepted by APIKey.Scope.
+const (
+	ScopeRead  = "read"
+	ScopeAdmin = "admin"
+)
+
+// Auth configures publish/play authorisation for apps with auth token or webhook.
+type Auth struct {
+	// JWTSecret verifies HS256 tokens; "" accepts none.
+	JWTSecret string `yaml:"jwt_secret"`
+	// JWTPublicKey is a PEM file with an RSA public key that verifies RS256 tokens; "" accepts none.
+	JWTPublicKey string `yaml:"jwt_public_key"`
+	// JWKSFile is a JSON Web Key Set file whose RSA keys verify RS256 tokens (by kid); "" accepts none.
+	JWKSFile string `yaml:"jwks_file"`
+	// Webhook configures the webhook calls.
+	Webhook Webhook `yaml:"webhook"`
+	// FailLimit is how many refused attempts one client IP may make within FailWindow before it is refused outright.
+	FailLimit int `yaml:"fail_limit"`
+	// FailWindow is the window FailLimit is counted over.
+	FailWindow time.Duration `yaml:"fail_window"`
+}
+
+// Webhook configures the HTTP endpoints told about publishers and viewers.
+type Webhook struct {
+	// OnPublish is asked before a publisher is accepted (apps with auth webhook); 2xx allows.
+	OnPublish string `yaml:"on_publish"`
+	// OnPlay is asked before a viewer is accepted (apps with auth webhook); 2xx allows.
+	OnPlay string `yaml:"on_play"`
+	// OnUnpublish is told when a publisher stops.
+	OnUnpublish string `yaml:"on_unpublish"`
+	// OnStop is told when a viewer stops.
+	OnStop string `yaml:"on_stop"`
+	// OnRecordSegment is told when a recorded segment is stored.
+	OnRecordSegment string `yaml:"on_record_segment"`
+	// Secret signs every body with HMAC-SHA256 in the X-Quasipaa-Signature header; "" sends no signature.
+	Secret string `yaml:"secret"`
+	// Timeout bounds each call; a publish/play question that times out refuses.
+	Timeout time.Duration `yaml:"timeout"`
+	// Retries is how many times a notification is retried after a failure.
+	Retries int `yaml:"retries"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Enabled serves /metrics on the HTTP listener (and on api.listen when set).
+	Enabled bool `yaml:"enabled"`
 }
 
 // Debug configures diagnostics that are off by default.
@@ -289,6 +435,19 @@ func Default() *Config {
 			MaxAllocationsPerUser: 10,
 		},
 		Storage: Storage{Dir: "./data", S3: S3{PathStyle: true}},
+		Cluster: Cluster{
+			Roles:     "publish,exchange,pull,core",
+			TTL:       10 * time.Second,
+			Weight:    100,
+			RelayIdle: 10 * time.Second,
+			Dispatch:  Dispatch{Policy: "least_loaded", CPUWeight: 50, ConnectionsWeight: 25, BandwidthWeight: 25},
+		},
+		Auth: Auth{
+			Webhook:    Webhook{Timeout: 3 * time.Second, Retries: 3},
+			FailLimit:  10,
+			FailWindow: time.Minute,
+		},
+		Metrics: Metrics{Enabled: true},
 		Log:     Log{Level: "info", Format: "text"},
 		Hub: Hub{
 			GOPCache:       true,
@@ -390,6 +549,10 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	checkCluster(bad, &c.Cluster)
+	checkAPI(bad, &c.API)
+	checkAuth(bad, &c.Auth)
+
 	if len(c.Apps) > MaxApps {
 		bad("apps", "%d entries, at most %d", len(c.Apps), MaxApps)
 	}
@@ -429,6 +592,140 @@ func checkApp(bad func(string, string, ...any), key string, a *App) {
 	default:
 		bad(key+".hls_variant", `must be "", "lowLatency", "fmp4" or "mpegts", got %q`, a.HLSVariant)
 	}
+	checkProtocols(bad, key+".publish_protocols", a.PublishProtocols, PublishProtocols)
+	checkProtocols(bad, key+".play_protocols", a.PlayProtocols, PlayProtocols)
+	switch a.Auth {
+	case AuthNone, AuthToken, AuthWebhook:
+	default:
+		bad(key+".auth", `must be "none", "token" or "webhook", got %q`, a.Auth)
+	}
+	for k, v := range map[string]int{".max_publishers": a.MaxPublishers, ".max_viewers": a.MaxViewers, ".max_bitrate": a.MaxBitrate} {
+		if v < 0 {
+			bad(key+k, "must not be negative (0 is unlimited), got %d", v)
+		}
+	}
+}
+
+// Protocol names accepted by apps[].publish_protocols and apps[].play_protocols.
+var (
+	PublishProtocols = []string{"rtmp", "whip", "srt", "relay"}
+	PlayProtocols    = []string{"rtmp", "flv", "ws-flv", "hls", "whep", "srt"}
+)
+
+func checkProtocols(bad func(string, string, ...any), key, list string, known []string) {
+	for _, p := range splitList(list) {
+		ok := false
+		for _, k := range known {
+			ok = ok || p == k
+		}
+		if !ok {
+			bad(key, "unknown protocol %q (known: %s)", p, strings.Join(known, ", "))
+		}
+	}
+}
+
+// AllowsProtocol reports whether list (a publish_protocols or
+// play_protocols value) allows protocol; "" allows every protocol.
+func AllowsProtocol(list, protocol string) bool {
+	if strings.TrimSpace(list) == "" {
+		return true
+	}
+	for _, p := range splitList(list) {
+		if p == protocol {
+			return true
+		}
+	}
+	return false
+}
+
+// checkCluster validates cluster.*.
+func checkCluster(bad func(string, string, ...any), c *Cluster) {
+	roles := splitList(c.Roles)
+	if len(roles) == 0 {
+		bad("cluster.roles", "at least one of publish, exchange, pull, core")
+	}
+	for _, r := range roles {
+		switch r {
+		case RolePublish, RoleExchange, RolePull, RoleCore:
+		default:
+			bad("cluster.roles", "unknown role %q (publish, exchange, pull, core)", r)
+		}
+	}
+	if c.Redis != "" {
+		u, err := url.Parse(c.Redis)
+		if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
+			bad("cluster.redis", "must be redis://host:port/db or rediss://…, got %q", c.Redis)
+		}
+		if len(c.Secret) < 16 {
+			bad("cluster.secret", "required with cluster.redis, at least 16 characters")
+		}
+	}
+	if len(c.NodeID) > 64 || strings.ContainsAny(c.NodeID, " /\\\t\n:") {
+		bad("cluster.node_id", "at most 64 characters without spaces, slashes or colons, got %q", c.NodeID)
+	}
+	if c.TTL < 2*time.Second || c.TTL > 5*time.Minute {
+		bad("cluster.ttl", "%s out of range 2s..5m", c.TTL)
+	}
+	if c.Weight < 1 || c.Weight > 10000 {
+		bad("cluster.weight", "%d out of range 1..10000", c.Weight)
+	}
+	positive(bad, "cluster.relay_idle", c.RelayIdle)
+	switch c.Dispatch.Policy {
+	case "least_loaded", "random":
+	default:
+		bad("cluster.dispatch.policy", `must be "least_loaded" or "random", got %q`, c.Dispatch.Policy)
+	}
+	for k, v := range map[string]int{"cluster.dispatch.cpu_weight": c.Dispatch.CPUWeight, "cluster.dispatch.connections_weight": c.Dispatch.ConnectionsWeight, "cluster.dispatch.bandwidth_weight": c.Dispatch.BandwidthWeight} {
+		if v < 0 || v > 100 {
+			bad(k, "%d out of range 0..100", v)
+		}
+	}
+}
+
+// checkAPI validates api.*.
+func checkAPI(bad func(string, string, ...any), a *API) {
+	if a.Listen != "" {
+		if err := checkAddr(a.Listen); err != nil {
+			bad("api.listen", "%v", err)
+		}
+	}
+	seen := map[string]bool{}
+	for i, k := range a.Keys {
+		key := fmt.Sprintf("api.keys[%d]", i)
+		if len(k.Key) < 16 {
+			bad(key+".key", "at least 16 characters")
+		} else if seen[k.Key] {
+			bad(key+".key", "the same key is listed twice")
+		}
+		seen[k.Key] = true
+		if k.Scope != ScopeRead && k.Scope != ScopeAdmin {
+			bad(key+".scope", `must be "read" or "admin", got %q`, k.Scope)
+		}
+	}
+}
+
+// checkAuth validates auth.*.
+func checkAuth(bad func(string, string, ...any), a *Auth) {
+	for k, u := range map[string]string{
+		"auth.webhook.on_publish": a.Webhook.OnPublish, "auth.webhook.on_play": a.Webhook.OnPlay,
+		"auth.webhook.on_unpublish": a.Webhook.OnUnpublish, "auth.webhook.on_stop": a.Webhook.OnStop,
+		"auth.webhook.on_record_segment": a.Webhook.OnRecordSegment,
+	} {
+		if u == "" {
+			continue
+		}
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad(k, "must be an http:// or https:// URL, got %q", u)
+		}
+	}
+	positive(bad, "auth.webhook.timeout", a.Webhook.Timeout)
+	if a.Webhook.Retries < 0 || a.Webhook.Retries > 100 {
+		bad("auth.webhook.retries", "%d out of range 0..100", a.Webhook.Retries)
+	}
+	if a.FailLimit < 0 {
+		bad("auth.fail_limit", "must not be negative (0 disables), got %d", a.FailLimit)
+	}
+	positive(bad, "auth.fail_window", a.FailWindow)
 }
 
 // checkWebRTC validates webrtc.*.

@@ -339,7 +339,7 @@ apps:
 	c, err := Load(p, nil)
 	require.NoError(t, err)
 	require.Len(t, c.Apps, 2)
-	assert.Equal(t, App{Match: "live/*", Record: true, RecordSegment: 4 * time.Second, Retention: 24 * time.Hour, DVRWindow: 2 * time.Hour}, c.Apps[0])
+	assert.Equal(t, App{Match: "live/*", Record: true, RecordSegment: 4 * time.Second, Retention: 24 * time.Hour, DVRWindow: 2 * time.Hour, Auth: AuthNone}, c.Apps[0])
 	assert.Equal(t, "mpegts", c.Apps[1].HLSVariant)
 	assert.Equal(t, 10*time.Second, c.Apps[1].RecordSegment)
 

@@ -120,6 +120,75 @@ turn:
   # Allow relaying to loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7) and link-local peers; keep false on a public server.
   allow_private_peers: false
 
+cluster:
+  # Roles this node runs, comma-separated: publish, exchange, pull, core.
+  roles: publish,exchange,pull,core
+  # Redis of the cluster's registry, redis://[user:pass@]host:port/db; "" keeps state in memory (one node).
+  redis: ""
+  # Name of this node in the cluster; "" uses the host name.
+  node_id: ""
+  # Host or IP other nodes and redirected clients reach this node at; "" uses the first non-loopback IP.
+  advertise: ""
+  # Shared secret of relay and internal requests between nodes (at least 16 characters); required with redis.
+  secret: ""
+  # How long a node's heartbeat, stream routes and job leases outlive it (2s..5m).
+  ttl: 10s
+  # Location label of this node; dispatch prefers nodes of the client's region.
+  region: ""
+  # Relative capacity of this node for dispatch, in percent (100 is normal).
+  weight: 100
+  # A pull node closes its relay upstream of a stream this long after its last viewer left.
+  relay_idle: 10s
+  dispatch:
+    # How core picks a node: least_loaded (lowest weighted load score) or random (weighted by capacity).
+    policy: least_loaded
+    # Share of CPU use in the load score, percent.
+    cpu_weight: 50
+    # Share of connections in the load score, percent.
+    connections_weight: 25
+    # Share of egress plus ingress bit rate in the load score, percent.
+    bandwidth_weight: 25
+
+api:
+  # Separate host:port for the API and the console; "" serves them on http.listen.
+  listen: ""
+  # Bearer API keys ("Authorization: Bearer KEY"); with none the API is open to anyone who reaches it.
+  # Entries: {name: ops, key: "at-least-16-characters", scope: read|admin}
+  keys: []
+
+auth:
+  # Secret verifying HS256 publish/play tokens (apps with auth: token); "" accepts no HS256 token.
+  jwt_secret: ""
+  # PEM file with an RSA public key verifying RS256 tokens; "" accepts none.
+  jwt_public_key: ""
+  # JSON Web Key Set file whose RSA keys verify RS256 tokens, chosen by kid; "" accepts none.
+  jwks_file: ""
+  webhook:
+    # URL asked (POST JSON) before accepting a publisher of an app with auth: webhook; 2xx allows.
+    on_publish: ""
+    # URL asked before accepting a viewer of an app with auth: webhook; 2xx allows.
+    on_play: ""
+    # URL told when a publisher stops.
+    on_unpublish: ""
+    # URL told when a viewer stops.
+    on_stop: ""
+    # URL told when a recorded segment is stored.
+    on_record_segment: ""
+    # Signs each body with HMAC-SHA256, sent hex-encoded in X-Quasipaa-Signature; "" sends none.
+    secret: ""
+    # Time limit of each call; a publish/play question that times out refuses.
+    timeout: 3s
+    # Retries of a failed notification (on_unpublish, on_stop, on_record_segment).
+    retries: 3
+  # Refused attempts one client IP may make within fail_window before it is refused outright; 0 disables.
+  fail_limit: 10
+  # Window of fail_limit.
+  fail_window: 1m
+
+metrics:
+  # Serve Prometheus metrics at /metrics.
+  enabled: true
+
 debug:
   # Address of a Go pprof HTTP endpoint (/debug/pprof/), e.g. "127.0.0.1:6060"; "" disables it. Keep it on loopback.
   pprof_listen: ""
@@ -134,6 +203,12 @@ debug:
 #   retention: 0s            delete segments older than this (at least 1m); 0s keeps them forever
 #   dvr_window: 2h           how far back /vod/{app}/{stream}/index.m3u8 (no from/to) reaches while live
 #   hls_variant: ""          lowLatency, fmp4 or mpegts for these streams; "" keeps hls.variant
+#   publish_protocols: ""    comma-separated protocols that may publish (rtmp, whip, srt, relay); "" allows all
+#   play_protocols: ""       comma-separated protocols that may play (rtmp, flv, ws-flv, hls, whep, srt); "" allows all
+#   auth: none               none, token (JWT in ?token= or Authorization: Bearer) or webhook (auth.webhook.on_publish/on_play)
+#   max_publishers: 0        streams of this app published at once on a node; 0 is unlimited
+#   max_viewers: 0           viewers of one stream on a node; 0 is unlimited
+#   max_bitrate: 0           a publisher above this ingress bit rate (bit/s) is disconnected; 0 is unlimited
 apps: []
 `
 

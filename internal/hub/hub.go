@@ -5,10 +5,13 @@
 package hub
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,7 +31,32 @@ var (
 	ErrKicked = errors.New("hub: kicked")
 	// ErrHubClosed means the hub is shutting down.
 	ErrHubClosed = errors.New("hub: closed")
+	// ErrClientNotFound means no publisher or reader of the stream has the given ID.
+	ErrClientNotFound = errors.New("hub: no such client")
 )
+
+// Action is what a client wants to do with a stream.
+type Action string
+
+// Actions of Admit and Event.
+const (
+	ActionPublish Action = "publish"
+	ActionPlay    Action = "play"
+)
+
+// Event tells that a publisher or a reader left its stream.
+type Event struct {
+	Action Action
+	Path   string
+	Client ClientInfo
+	// Since is when the client attached; Duration how long it stayed.
+	Since    time.Time
+	Duration time.Duration
+	// Bytes is what a publisher sent or a reader was sent.
+	Bytes uint64
+	// Err says why it left (ErrStreamClosed for a normal end).
+	Err error
+}
 
 // ConflictPolicy says what happens when a second publisher arrives on a live path.
 type ConflictPolicy int
@@ -65,6 +93,18 @@ type Options struct {
 	// (not one resumed within its grace period), after its publisher is
 	// attached and outside the hub's locks. It must not block.
 	OnStreamStart func(path string)
+	// Admit, when set, decides whether a client may publish or play, for
+	// PublishContext and SubscribeContext (not Publish and Subscribe, which
+	// internal consumers use). Its error is returned to the caller as is.
+	Admit func(ctx context.Context, action Action, path string, info ClientInfo) error
+	// Upstream, when set, is called by SubscribeContext when path has no
+	// stream: it should bring the stream into this hub (e.g. over the relay
+	// from the node publishing it) and return once it is there, or fail.
+	Upstream func(ctx context.Context, path string) error
+	// OnLeave, when set, is called once when a publisher or a reader added
+	// by PublishContext or SubscribeContext leaves. It may run with the
+	// hub's locks held: it must not block nor call into the hub.
+	OnLeave func(Event)
 }
 
 func (o *Options) setDefaults() {
@@ -98,6 +138,14 @@ type ClientInfo struct {
 	RemoteAddr string
 	// Query is the raw query string the client connected with.
 	Query string
+	// Credential is a bearer credential given outside the query (the
+	// Authorization header of WHIP/WHEP), for Admit.
+	Credential string
+	// ID identifies the client within the hub; assigned by the hub.
+	ID string
+
+	// notify is set for the clients whose leaving is reported to OnLeave.
+	notify bool
 }
 
 // Hub holds every stream of a node, by path.
@@ -108,6 +156,70 @@ type Hub struct {
 	mu      sync.Mutex
 	streams map[string]*Stream
 	closed  bool
+
+	lastID atomic.Uint64
+}
+
+func (h *Hub) assignID(info *ClientInfo) {
+	info.ID = strconv.FormatUint(h.lastID.Add(1), 10)
+}
+
+// PublishContext is Publish for clients: Admit decides first, and the
+// publisher's leaving is reported to OnLeave.
+func (h *Hub) PublishContext(ctx context.Context, path string, info ClientInfo) (*Publisher, error) {
+	if h.opts.Admit != nil {
+		if err := h.opts.Admit(ctx, ActionPublish, path, info); err != nil {
+			return nil, err
+		}
+	}
+	info.notify = h.opts.OnLeave != nil
+	return h.Publish(path, info)
+}
+
+// SubscribeContext is Subscribe for clients: Admit decides first, a stream
+// that is not here is asked of Upstream, and the reader's leaving is
+// reported to OnLeave.
+func (h *Hub) SubscribeContext(ctx context.Context, path string, info ClientInfo) (*Reader, error) {
+	if h.opts.Admit != nil {
+		if err := h.opts.Admit(ctx, ActionPlay, path, info); err != nil {
+			return nil, err
+		}
+	}
+	info.notify = h.opts.OnLeave != nil
+	r, err := h.Subscribe(path, info)
+	if errors.Is(err, ErrStreamNotFound) && h.opts.Upstream != nil {
+		if uerr := h.opts.Upstream(ctx, path); uerr != nil {
+			return nil, uerr
+		}
+		r, err = h.Subscribe(path, info)
+	}
+	return r, err
+}
+
+// Kick disconnects the publisher or the reader of the stream on path whose
+// ClientInfo.ID is id. Kicking the publisher ends the stream.
+func (h *Hub) Kick(path, id string) error {
+	h.mu.Lock()
+	s := h.streams[path]
+	h.mu.Unlock()
+	if s == nil {
+		return ErrStreamNotFound
+	}
+	s.mu.Lock()
+	p := s.publisher
+	readers := s.readers
+	s.mu.Unlock()
+	if p != nil && p.info.ID == id {
+		p.Kick()
+		return nil
+	}
+	for _, r := range readers {
+		if r.info.ID == id {
+			r.Kick()
+			return nil
+		}
+	}
+	return ErrClientNotFound
 }
 
 // New returns an empty hub.
@@ -125,6 +237,7 @@ func (h *Hub) Publish(path string, info ClientInfo) (*Publisher, error) {
 		h.mu.Unlock()
 		return nil, ErrHubClosed
 	}
+	h.assignID(&info)
 	s := h.streams[path]
 	isNew := s == nil
 	if isNew {
@@ -151,6 +264,7 @@ func (h *Hub) Subscribe(path string, info ClientInfo) (*Reader, error) {
 	if s == nil {
 		return nil, ErrStreamNotFound
 	}
+	h.assignID(&info)
 	return s.addReader(info)
 }
 

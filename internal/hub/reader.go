@@ -189,6 +189,10 @@ func (r *Reader) Close() {
 	r.fail(ErrStreamClosed)
 	if r.removed.CompareAndSwap(false, true) {
 		r.s.removeReader(r)
+		if r.info.notify {
+			r.s.hub.opts.OnLeave(Event{Action: ActionPlay, Path: r.s.path, Client: r.info, Since: r.since,
+				Duration: time.Since(r.since), Bytes: r.bytesOut.Load(), Err: r.Err()})
+		}
 	}
 	if r.stopWatch != nil {
 		r.stopWatch()

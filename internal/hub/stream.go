@@ -350,6 +350,16 @@ type StreamInfo struct {
 	// BFrames is set once a video frame had a presentation time different
 	// from its decoding time: the video has B-frames (reordered frames).
 	BFrames bool
+	// Readers are the stream's readers, in the order they came.
+	Readers []ReaderInfo
+}
+
+// ReaderInfo is a snapshot of one reader.
+type ReaderInfo struct {
+	ClientInfo
+	Since    time.Time
+	BytesOut uint64
+	Dropped  uint64
 }
 
 // Info returns a snapshot of the stream.
@@ -377,9 +387,12 @@ func (s *Stream) Info() StreamInfo {
 	readers := s.readers
 	s.mu.Unlock()
 	out := s.bytesOutDone.Load()
+	info.Readers = make([]ReaderInfo, 0, len(readers))
 	for _, r := range readers {
 		info.Viewers[r.info.Protocol]++
-		out += r.bytesOut.Load()
+		b := r.bytesOut.Load()
+		out += b
+		info.Readers = append(info.Readers, ReaderInfo{ClientInfo: r.info, Since: r.since, BytesOut: b, Dropped: r.drops.Load()})
 	}
 	info.BytesOut = out
 	return info
@@ -436,5 +449,9 @@ func (p *Publisher) fail(err error) {
 	p.once.Do(func() {
 		p.err.Store(&err)
 		close(p.done)
+		if p.info.notify {
+			p.s.hub.opts.OnLeave(Event{Action: ActionPublish, Path: p.s.path, Client: p.info, Since: p.since,
+				Duration: time.Since(p.since), Bytes: p.s.bytesIn.Load(), Err: err})
+		}
 	})
 }

@@ -37,7 +37,7 @@ func (s *Server) ServeRTMP(ctx context.Context, c *rtmp.ServerConn, req *rtmp.Re
 		return err
 	}
 	log := s.log.With("protocol", "rtmp", "stream", path, "remote", remote)
-	pub, err := s.hub.Publish(path, hub.ClientInfo{Protocol: "rtmp", RemoteAddr: remote, Query: req.Query})
+	pub, err := s.hub.PublishContext(ctx, path, hub.ClientInfo{Protocol: "rtmp", RemoteAddr: remote, Query: req.Query})
 	if err != nil {
 		_ = c.Reject(rtmp.CodePublishBadName, "cannot publish "+path+": "+err.Error())
 		log.Warn("publish refused", "err", err)

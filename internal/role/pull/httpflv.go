@@ -47,7 +47,7 @@ func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request) {
 	if isWS {
 		protocol = "ws-flv"
 	}
-	reader, err := s.hub.Subscribe(path, hub.ClientInfo{Protocol: protocol, RemoteAddr: r.RemoteAddr, Query: r.URL.RawQuery})
+	reader, err := s.hub.SubscribeContext(r.Context(), path, hub.ClientInfo{Protocol: protocol, RemoteAddr: r.RemoteAddr, Query: r.URL.RawQuery})
 	if err != nil {
 		status := http.StatusServiceUnavailable
 		if errors.Is(err, hub.ErrStreamNotFound) {

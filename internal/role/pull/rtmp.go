@@ -24,7 +24,7 @@ func (s *Server) ServeRTMP(ctx context.Context, c *rtmp.ServerConn, req *rtmp.Re
 		_ = c.Reject(rtmp.CodePlayStreamNotFound, err.Error())
 		return err
 	}
-	reader, err := s.hub.Subscribe(path, hub.ClientInfo{Protocol: "rtmp", RemoteAddr: remote, Query: req.Query})
+	reader, err := s.hub.SubscribeContext(ctx, path, hub.ClientInfo{Protocol: "rtmp", RemoteAddr: remote, Query: req.Query})
 	if err != nil {
 		code, desc := rtmp.CodeStreamFailed, "cannot play "+path+": "+err.Error()
 		if errors.Is(err, hub.ErrStreamNotFound) {

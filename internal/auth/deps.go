@@ -1,0 +1,3 @@
+package auth
+
+import _ "github.com/golang-jwt/jwt/v5" // tokens (jwt.go)

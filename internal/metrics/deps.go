@@ -1,0 +1,4 @@
+// Package metrics exports Quasipaa's Prometheus metrics.
+package metrics
+
+import _ "github.com/prometheus/client_golang/prometheus" // collectors
