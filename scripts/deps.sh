@@ -19,6 +19,7 @@ declare -A need=(
 	[chromium]=chromium
 	[turnutils_uclient]=coturn
 	[chromedriver]=chromium-driver
+	[redis-server]=redis-server
 )
 
 missing=()

@@ -1,0 +1,3 @@
+package core
+
+import _ "github.com/getkin/kin-openapi/openapi3" // OpenAPI validation in tests
