@@ -42,6 +42,7 @@ func (a *API) Register(mux *http.ServeMux) {
 		mux.HandleFunc("GET /api/v1/recordings", a.listRecordings)
 		mux.HandleFunc("DELETE /api/v1/recordings", a.deleteRecordings)
 	}
+	a.registerCluster(mux)
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "not_found", "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
