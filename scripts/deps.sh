@@ -20,6 +20,7 @@ declare -A need=(
 	[turnutils_uclient]=coturn
 	[chromedriver]=chromium-driver
 	[redis-server]=redis-server
+	[prometheus]=prometheus
 )
 
 missing=()

@@ -26,9 +26,14 @@ const usage = `Quasipaa: a distributed live-streaming server.
 
 Usage:
   quasipaa [serve] [--config FILE]  run the server (all roles in one process by default)
+           [--roles publish,exchange,pull,core] [--redis redis://HOST:6379/0]
+           [--node-id ID] [--advertise HOST]
+                                    run as one node of a cluster (docs/cluster.md)
   quasipaa version                  print the version
   quasipaa config default           print the default config file, every key commented
   quasipaa bench [flags]            load-test a running server
+  quasipaa token --path P --action publish|play [--ttl 1h] [--ip IP]
+                                    print a publish/play token (docs/auth.md)
   quasipaa help                     show this help
 
 Without --config the file named by QUASIPAA_CONFIG is read, if set; without
@@ -73,6 +78,8 @@ func run(args, environ []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "token":
+		return runToken(rest, environ, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -94,6 +101,14 @@ func serve(args, environ []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	configPath := fs.String("config", "", "YAML config file (default: $QUASIPAA_CONFIG, else embedded defaults)")
+	// The cluster flags are shorthands for cluster.* keys; they win over the
+	// file and the environment.
+	clusterFlags := map[string]*string{
+		"QUASIPAA_CLUSTER_ROLES":     fs.String("roles", "", "roles of this node, comma-separated: publish,exchange,pull,core (cluster.roles)"),
+		"QUASIPAA_CLUSTER_REDIS":     fs.String("redis", "", "Redis URL of the cluster registry (cluster.redis)"),
+		"QUASIPAA_CLUSTER_NODE_ID":   fs.String("node-id", "", "name of this node in the cluster (cluster.node_id)"),
+		"QUASIPAA_CLUSTER_ADVERTISE": fs.String("advertise", "", "host or IP other nodes and clients reach this node at (cluster.advertise)"),
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stderr, usage)
@@ -109,6 +124,11 @@ func serve(args, environ []string, stderr io.Writer) int {
 		path = lookupEnv(environ, config.EnvConfigFile)
 	}
 
+	for env, v := range clusterFlags {
+		if *v != "" {
+			environ = append(environ[:len(environ):len(environ)], env+"="+*v)
+		}
+	}
 	cfg, err := config.Load(path, environ)
 	if err != nil {
 		fmt.Fprintf(stderr, "quasipaa: %v\n", err)

@@ -70,9 +70,9 @@ func (r *recording) close() {
 }
 
 // recordPolicy maps the apps entries to the recorder's policy.
-func recordPolicy(cfg *config.Config) record.PolicyFunc {
+func recordPolicy(policy func(string) (config.App, bool)) record.PolicyFunc {
 	return func(path string) (record.Policy, bool) {
-		a, ok := cfg.AppFor(path)
+		a, ok := policy(path)
 		if !ok || !a.Record {
 			return record.Policy{}, false
 		}
@@ -96,7 +96,7 @@ func janitorInterval(cfg *config.Config) (time.Duration, bool) {
 
 // runRecording starts the spool uploader and the retention janitor; they
 // stop with ctx and the returned wait function waits for them.
-func (r *recording) run(ctx context.Context, cfg *config.Config, log *slog.Logger) (wait func()) {
+func (r *recording) run(ctx context.Context, cfg *config.Config, policy func(string) (config.App, bool), log *slog.Logger) (wait func()) {
 	done := make(chan struct{}, 2)
 	n := 0
 	if r.spool != nil {
@@ -106,7 +106,7 @@ func (r *recording) run(ctx context.Context, cfg *config.Config, log *slog.Logge
 	if every, ok := janitorInterval(cfg); ok {
 		n++
 		j := record.NewJanitor(r.store, func(path string) time.Duration {
-			if a, ok := cfg.AppFor(path); ok && a.Record {
+			if a, ok := policy(path); ok && a.Record {
 				return a.Retention
 			}
 			return 0

@@ -1,8 +1,3 @@
-// Package cluster holds the shared state of a Quasipaa cluster behind one
-// interface, Registry: node heartbeats with their load, leases (stream routes
-// and exchange jobs) that vanish when their owner stops renewing them, and
-// the per-app policy list. Memory is the single-process implementation;
-// Redis is the cluster one. Both pass the same contract tests (clustertest).
 package cluster
 
 import (

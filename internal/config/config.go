@@ -563,6 +563,17 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// ValidateApp checks one apps entry on its own (not its place in a list)
+// and returns every problem found, each naming the field ("match: ...",
+// "record_segment: ..."), or nil. The run-time apps store uses it.
+func ValidateApp(a *App) error {
+	var errs []error
+	checkApp(func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{strings.TrimPrefix(key, ".")}, args...)...))
+	}, "", a)
+	return errors.Join(errs...)
+}
+
 // checkApp validates one apps entry; key is its "apps[i]" prefix.
 func checkApp(bad func(string, string, ...any), key string, a *App) {
 	switch {

@@ -222,6 +222,38 @@ func (h *Hub) Kick(path, id string) error {
 	return ErrClientNotFound
 }
 
+// KickClient disconnects the publisher or the reader whose ClientInfo.ID is
+// id, whatever its stream, and returns the stream's path. IDs are unique
+// within the hub; this scans every stream, so give the path to Kick when
+// it is known.
+func (h *Hub) KickClient(id string) (string, error) {
+	h.mu.Lock()
+	list := make([]*Stream, 0, len(h.streams))
+	for _, s := range h.streams {
+		list = append(list, s)
+	}
+	h.mu.Unlock()
+	for _, s := range list {
+		if err := h.Kick(s.path, id); err == nil {
+			return s.path, nil
+		}
+	}
+	return "", ErrClientNotFound
+}
+
+// End ends the stream on path at once, whether or not a publisher is
+// attached: the publisher and every reader get ErrKicked.
+func (h *Hub) End(path string) error {
+	h.mu.Lock()
+	s := h.streams[path]
+	h.mu.Unlock()
+	if s == nil {
+		return ErrStreamNotFound
+	}
+	s.end(ErrKicked)
+	return nil
+}
+
 // New returns an empty hub.
 func New(opts Options) *Hub {
 	opts.setDefaults()
@@ -280,7 +312,13 @@ func (h *Hub) Stream(path string) (StreamInfo, bool) {
 }
 
 // Streams returns a snapshot of every stream, sorted by path.
-func (h *Hub) Streams() []StreamInfo {
+func (h *Hub) Streams() []StreamInfo { return h.streamInfos(true) }
+
+// Summaries is Streams without the readers' list (Stream.Summary): cheaper
+// for listings of many streams.
+func (h *Hub) Summaries() []StreamInfo { return h.streamInfos(false) }
+
+func (h *Hub) streamInfos(withReaders bool) []StreamInfo {
 	h.mu.Lock()
 	list := make([]*Stream, 0, len(h.streams))
 	for _, s := range h.streams {
@@ -289,7 +327,7 @@ func (h *Hub) Streams() []StreamInfo {
 	h.mu.Unlock()
 	infos := make([]StreamInfo, 0, len(list))
 	for _, s := range list {
-		infos = append(infos, s.Info())
+		infos = append(infos, s.info(withReaders))
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Path < infos[j].Path })
 	return infos

@@ -83,6 +83,42 @@ type Stream struct {
 	bitrate      atomic.Int64
 	rateStart    time.Time
 	rateBytes    uint64
+	// trackRates measures each track's frame rate and bit rate over about
+	// a second of its DTS; guarded by mu.
+	trackRates []trackRate
+}
+
+// trackRate measures one track over windows of about a second of DTS.
+type trackRate struct {
+	start   time.Duration // DTS the window started at
+	started bool
+	frames  int
+	bytes   int
+	fps     float64
+	bitrate int64
+}
+
+// add accounts one frame of size n at dts; it runs with the stream's mu held.
+func (r *trackRate) add(dts time.Duration, n int) {
+	if !r.started || dts < r.start {
+		r.start, r.started, r.frames, r.bytes = dts, true, 0, 0
+	}
+	r.frames++
+	r.bytes += n
+	if el := dts - r.start; el >= time.Second {
+		// frames-1 intervals span el; the last frame opens the next window.
+		r.fps = float64(r.frames-1) / el.Seconds()
+		r.bitrate = int64(float64(r.bytes-n) * 8 / el.Seconds())
+		r.start, r.frames, r.bytes = dts, 1, n
+	}
+}
+
+// TrackStats are measured figures of one track.
+type TrackStats struct {
+	// FPS is the frame rate over about the last second of media time.
+	FPS float64
+	// Bitrate is the payload bit rate over the same window, bit/s.
+	Bitrate int64
 }
 
 func newStream(h *Hub, path string) *Stream {
@@ -209,6 +245,7 @@ func (s *Stream) setTracks(p *Publisher, tracks []*media.Track) error {
 	}
 	ts := &TrackSet{Tracks: append([]*media.Track(nil), tracks...), Version: version, Start: s.lastDTS}
 	s.tracks = ts
+	s.trackRates = make([]trackRate, len(tracks))
 	s.hasVideo = false
 	for _, t := range tracks {
 		if t.IsVideo() {
@@ -249,6 +286,9 @@ func (s *Stream) write(p *Publisher, f *media.Frame) error {
 	}
 	if f.DTS > s.lastDTS {
 		s.lastDTS = f.DTS
+	}
+	if int(f.Track) < len(s.trackRates) {
+		s.trackRates[f.Track].add(f.DTS, len(f.Payload))
 	}
 	if f.PTS != f.DTS && t.IsVideo() {
 		s.bFrames.Store(true)
@@ -333,9 +373,12 @@ func (s *Stream) removeReader(r *Reader) {
 type StreamInfo struct {
 	Path string
 	// State is "live" or "waiting_publisher" (in the grace period).
-	State     string
-	Tracks    []*media.Track
-	Publisher *ClientInfo
+	State  string
+	Tracks []*media.Track
+	// TrackStats are the measured frame rate and bit rate of each track,
+	// in the order of Tracks.
+	TrackStats []TrackStats
+	Publisher  *ClientInfo
 	// PublishedAt is when the current publisher attached.
 	PublishedAt time.Time
 	Created     time.Time
@@ -350,8 +393,11 @@ type StreamInfo struct {
 	// BFrames is set once a video frame had a presentation time different
 	// from its decoding time: the video has B-frames (reordered frames).
 	BFrames bool
-	// Readers are the stream's readers, in the order they came.
+	// Readers are the stream's readers, in the order they came (left nil
+	// by Summary and Hub.Summaries).
 	Readers []ReaderInfo
+	// ViewersTotal is the number of readers.
+	ViewersTotal int
 }
 
 // ReaderInfo is a snapshot of one reader.
@@ -362,8 +408,14 @@ type ReaderInfo struct {
 	Dropped  uint64
 }
 
-// Info returns a snapshot of the stream.
-func (s *Stream) Info() StreamInfo {
+// Info returns a snapshot of the stream, its readers included.
+func (s *Stream) Info() StreamInfo { return s.info(true) }
+
+// Summary is Info without the list of readers (their counts are there):
+// cheaper for listings.
+func (s *Stream) Summary() StreamInfo { return s.info(false) }
+
+func (s *Stream) info(withReaders bool) StreamInfo {
 	s.mu.Lock()
 	info := StreamInfo{
 		Path:           s.path,
@@ -378,6 +430,10 @@ func (s *Stream) Info() StreamInfo {
 	}
 	if s.tracks != nil {
 		info.Tracks = s.tracks.Tracks
+		info.TrackStats = make([]TrackStats, len(s.trackRates))
+		for i, r := range s.trackRates {
+			info.TrackStats[i] = TrackStats{FPS: r.fps, Bitrate: r.bitrate}
+		}
 	}
 	if p := s.publisher; p != nil {
 		ci := p.info
@@ -387,14 +443,19 @@ func (s *Stream) Info() StreamInfo {
 	readers := s.readers
 	s.mu.Unlock()
 	out := s.bytesOutDone.Load()
-	info.Readers = make([]ReaderInfo, 0, len(readers))
+	if withReaders {
+		info.Readers = make([]ReaderInfo, 0, len(readers))
+	}
 	for _, r := range readers {
 		info.Viewers[r.info.Protocol]++
 		b := r.bytesOut.Load()
 		out += b
-		info.Readers = append(info.Readers, ReaderInfo{ClientInfo: r.info, Since: r.since, BytesOut: b, Dropped: r.drops.Load()})
+		if withReaders {
+			info.Readers = append(info.Readers, ReaderInfo{ClientInfo: r.info, Since: r.since, BytesOut: b, Dropped: r.drops.Load()})
+		}
 	}
 	info.BytesOut = out
+	info.ViewersTotal = len(readers)
 	return info
 }
 

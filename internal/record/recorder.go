@@ -3,6 +3,7 @@ package record
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -93,8 +94,57 @@ func (r *Recorder) StreamStarted(path string) {
 		defer r.wg.Done()
 		defer rd.Close()
 		s := &session{rec: r, path: path, pol: pol, log: r.log.With("path", path)}
-		s.run(rd)
+		s.run(r.ctx, rd)
 	}()
+}
+
+// startPoll is how often Start looks for a stream that is not in the hub (yet).
+const startPoll = 200 * time.Millisecond
+
+// Start records path until stop is called, whatever the policy says (a
+// cluster's record job decides instead; the policy only gives the segment
+// duration). It is for a stream that is in the hub or will be: Start waits
+// for it, and when the stream ends (its upstream gone for longer than the
+// hub's grace period) and comes back, recording goes on in a new run. stop
+// ends the session, files the segment in progress and returns once it is
+// stored; calling it again is a no-op. Do not also record the same path
+// with StreamStarted: there would be two sessions.
+func (r *Recorder) Start(path string) (stop func()) {
+	pol, ok := r.policy(path)
+	if !ok || pol.SegmentDuration <= 0 {
+		pol.SegmentDuration = 4 * time.Second
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan struct{})
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(done)
+		s := &session{rec: r, path: path, pol: pol, log: r.log.With("path", path, "job", "record")}
+		t := time.NewTicker(startPoll)
+		defer t.Stop()
+		for ctx.Err() == nil {
+			rd, err := r.hub.Subscribe(path, hub.ClientInfo{Protocol: "record", RemoteAddr: "internal"})
+			switch {
+			case err == nil:
+				s.run(ctx, rd)
+				rd.Close()
+			case errors.Is(err, hub.ErrHubClosed):
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
 }
 
 // Wait returns when every recording session has ended.
@@ -124,12 +174,14 @@ type session struct {
 	stored   int
 }
 
-func (s *session) run(rd *hub.Reader) {
+// run records what rd delivers until it ends or ctx is done, then files the
+// segment in progress.
+func (s *session) run(ctx context.Context, rd *hub.Reader) {
 	s.log.Info("recording started")
 	var buf []*hub.Entry
 	for {
 		var err error
-		buf, err = rd.Next(s.rec.ctx, buf[:0])
+		buf, err = rd.Next(ctx, buf[:0])
 		for _, e := range buf {
 			s.add(e)
 		}

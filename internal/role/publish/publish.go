@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/quasipaa/quasipaa/internal/auth"
 	"github.com/quasipaa/quasipaa/internal/hub"
 	"github.com/quasipaa/quasipaa/internal/media"
 	"github.com/quasipaa/quasipaa/internal/protocol/flv"
@@ -39,7 +40,7 @@ func (s *Server) ServeRTMP(ctx context.Context, c *rtmp.ServerConn, req *rtmp.Re
 	log := s.log.With("protocol", "rtmp", "stream", path, "remote", remote)
 	pub, err := s.hub.PublishContext(ctx, path, hub.ClientInfo{Protocol: "rtmp", RemoteAddr: remote, Query: req.Query})
 	if err != nil {
-		_ = c.Reject(rtmp.CodePublishBadName, "cannot publish "+path+": "+err.Error())
+		_ = c.Reject(rtmpRefusal(path, err))
 		log.Warn("publish refused", "err", err)
 		return err
 	}
@@ -108,6 +109,20 @@ func (s *Server) ServeRTMP(ctx context.Context, c *rtmp.ServerConn, req *rtmp.Re
 			}
 		}
 	}
+}
+
+// rtmpRefusal is the onStatus code and description refusing a publisher:
+// NetStream.Publish.Unauthorized for missing or bad credentials,
+// NetStream.Publish.BadName with "forbidden: …" for credentials or a
+// protocol that the app does not allow, and BadName for anything else.
+func rtmpRefusal(path string, err error) (code, description string) {
+	switch {
+	case errors.Is(err, auth.ErrUnauthorized):
+		return rtmp.CodePublishUnauthorized, err.Error() + " (publishing " + path + ")"
+	case auth.IsRefusal(err):
+		return rtmp.CodePublishBadName, err.Error() + " (publishing " + path + ")"
+	}
+	return rtmp.CodePublishBadName, "cannot publish " + path + ": " + err.Error()
 }
 
 func reason(err error, pub *hub.Publisher) string {

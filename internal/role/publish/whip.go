@@ -13,6 +13,7 @@ import (
 	"github.com/pion/rtcp"
 	pwebrtc "github.com/pion/webrtc/v4"
 
+	"github.com/quasipaa/quasipaa/internal/auth"
 	"github.com/quasipaa/quasipaa/internal/hub"
 	"github.com/quasipaa/quasipaa/internal/media"
 	"github.com/quasipaa/quasipaa/internal/protocol/webrtc"
@@ -136,6 +137,9 @@ func (w *WHIP) start(ctx context.Context, req *webrtc.Request) (webrtc.Session, 
 		return nil, "", webrtc.Errorf(http.StatusConflict, "stream_busy", "%s is already being published", req.Path)
 	case errors.Is(err, hub.ErrHubClosed):
 		return nil, "", webrtc.Errorf(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down")
+	case auth.IsRefusal(err):
+		status, code := auth.HTTPStatus(err)
+		return nil, "", webrtc.Errorf(status, code, "cannot publish %s: %v", req.Path, err)
 	case err != nil:
 		return nil, "", webrtc.Errorf(http.StatusServiceUnavailable, "publish_refused", "cannot publish %s: %v", req.Path, err)
 	}

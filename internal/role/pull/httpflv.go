@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/quasipaa/quasipaa/internal/auth"
 	"github.com/quasipaa/quasipaa/internal/hub"
 	"github.com/quasipaa/quasipaa/internal/protocol/ws"
 	"github.com/quasipaa/quasipaa/internal/streampath"
@@ -56,6 +57,12 @@ func (s *Server) serveFLV(w http.ResponseWriter, r *http.Request) {
 		msg := "cannot play " + path + ": " + err.Error()
 		if status == http.StatusNotFound {
 			msg = "stream not found: " + path
+		}
+		if st, _ := auth.HTTPStatus(err); st != 0 {
+			status = st
+			if status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="quasipaa"`)
+			}
 		}
 		http.Error(w, msg, status)
 		return

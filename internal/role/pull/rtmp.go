@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/quasipaa/quasipaa/internal/auth"
 	"github.com/quasipaa/quasipaa/internal/hub"
 	"github.com/quasipaa/quasipaa/internal/protocol/rtmp"
 	"github.com/quasipaa/quasipaa/internal/streampath"
@@ -29,6 +30,11 @@ func (s *Server) ServeRTMP(ctx context.Context, c *rtmp.ServerConn, req *rtmp.Re
 		code, desc := rtmp.CodeStreamFailed, "cannot play "+path+": "+err.Error()
 		if errors.Is(err, hub.ErrStreamNotFound) {
 			code, desc = rtmp.CodePlayStreamNotFound, "stream not found: "+path
+		}
+		if auth.IsRefusal(err) {
+			// RTMP has no play-side code for credentials: NetStream.Failed
+			// with the reason first ("unauthorized: …", "forbidden: …").
+			desc = err.Error() + " (playing " + path + ")"
 		}
 		_ = c.Reject(code, desc)
 		return err

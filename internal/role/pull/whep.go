@@ -13,6 +13,7 @@ import (
 
 	pwebrtc "github.com/pion/webrtc/v4"
 
+	"github.com/quasipaa/quasipaa/internal/auth"
 	"github.com/quasipaa/quasipaa/internal/hub"
 	"github.com/quasipaa/quasipaa/internal/media"
 	"github.com/quasipaa/quasipaa/internal/protocol/webrtc"
@@ -195,6 +196,9 @@ func (w *WHEP) start(ctx context.Context, req *webrtc.Request) (webrtc.Session, 
 		}
 		if errors.Is(err, hub.ErrStreamNotFound) {
 			return nil, "", webrtc.Errorf(http.StatusNotFound, "stream_not_found", "no live stream at path %s", req.Path)
+		}
+		if status, code := auth.HTTPStatus(err); status != 0 {
+			return nil, "", webrtc.Errorf(status, code, "cannot play %s: %v", req.Path, err)
 		}
 		return nil, "", webrtc.Errorf(http.StatusServiceUnavailable, "play_refused", "cannot play %s: %v", req.Path, err)
 	}

@@ -1,3 +1,0 @@
-package auth
-
-import _ "github.com/golang-jwt/jwt/v5" // tokens (jwt.go)

@@ -1,4 +1,0 @@
-// Package metrics exports Quasipaa's Prometheus metrics.
-package metrics
-
-import _ "github.com/prometheus/client_golang/prometheus" // collectors

@@ -1,3 +1,0 @@
-package core
-
-import _ "github.com/getkin/kin-openapi/openapi3" // OpenAPI validation in tests

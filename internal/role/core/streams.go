@@ -1,0 +1,247 @@
+package core
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/quasipaa/quasipaa/internal/hub"
+	"github.com/quasipaa/quasipaa/internal/media"
+	"github.com/quasipaa/quasipaa/internal/streampath"
+)
+
+// Limits of GET /api/v1/streams.
+const (
+	// DefaultStreamsLimit is the page size when limit is not given.
+	DefaultStreamsLimit = 1000
+	// MaxStreamsLimit is the largest page size.
+	MaxStreamsLimit = 10000
+	// maxClientIDLen bounds the id of DELETE /api/v1/clients/{id}.
+	maxClientIDLen = 64
+)
+
+// TrackJSON is a track as the API shows it.
+type TrackJSON struct {
+	Codec      string  `json:"codec"`
+	Kind       string  `json:"kind"`
+	Width      int     `json:"width,omitempty"`
+	Height     int     `json:"height,omitempty"`
+	Profile    string  `json:"profile,omitempty"`
+	Level      string  `json:"level,omitempty"`
+	FPS        float64 `json:"fps,omitempty"`
+	SampleRate int     `json:"sample_rate,omitempty"`
+	Channels   int     `json:"channels,omitempty"`
+	Bitrate    int64   `json:"bitrate"`
+}
+
+// ClientJSON is a publisher as the API shows it.
+type ClientJSON struct {
+	ID         string `json:"id"`
+	Protocol   string `json:"protocol"`
+	RemoteAddr string `json:"remote_addr"`
+}
+
+// ViewerJSON is one viewer (reader) of a stream.
+type ViewerJSON struct {
+	ID            string    `json:"id"`
+	Protocol      string    `json:"protocol"`
+	RemoteAddr    string    `json:"remote_addr"`
+	Since         time.Time `json:"since"`
+	BytesOut      uint64    `json:"bytes_out"`
+	DroppedFrames uint64    `json:"dropped_frames"`
+}
+
+// StreamJSON is a stream as the API shows it.
+type StreamJSON struct {
+	Path           string         `json:"path"`
+	Node           string         `json:"node,omitempty"`
+	State          string         `json:"state"`
+	Tracks         []TrackJSON    `json:"tracks"`
+	Publisher      *ClientJSON    `json:"publisher,omitempty"`
+	PublishedAt    *time.Time     `json:"published_at,omitempty"`
+	UptimeSeconds  float64        `json:"uptime_seconds"`
+	IngressBitrate int64          `json:"ingress_bitrate"`
+	FramesIn       uint64         `json:"frames_in"`
+	BytesIn        uint64         `json:"bytes_in"`
+	BytesOut       uint64         `json:"bytes_out"`
+	DroppedFrames  uint64         `json:"dropped_frames"`
+	Viewers        map[string]int `json:"viewers"`
+	ViewersTotal   int            `json:"viewers_total"`
+	// Clients lists the viewers; only in the detail of one stream.
+	Clients *[]ViewerJSON `json:"clients,omitempty"`
+}
+
+// StreamsJSON is the answer of GET /api/v1/streams.
+type StreamsJSON struct {
+	Streams []StreamJSON `json:"streams"`
+	// Total is the number of streams on the node; Offset and Limit are the page.
+	Total  int `json:"total"`
+	Offset int `json:"offset"`
+	Limit  int `json:"limit"`
+}
+
+func (a *API) streamJSON(info hub.StreamInfo, now time.Time) StreamJSON {
+	s := StreamJSON{
+		Path:           info.Path,
+		Node:           a.node,
+		State:          info.State,
+		Tracks:         make([]TrackJSON, 0, len(info.Tracks)),
+		UptimeSeconds:  now.Sub(info.Created).Seconds(),
+		IngressBitrate: info.IngressBitrate,
+		FramesIn:       info.FramesIn,
+		BytesIn:        info.BytesIn,
+		BytesOut:       info.BytesOut,
+		DroppedFrames:  info.DroppedFrames,
+		Viewers:        info.Viewers,
+		ViewersTotal:   info.ViewersTotal,
+	}
+	for i, t := range info.Tracks {
+		j := trackJSON(t)
+		if i < len(info.TrackStats) {
+			st := info.TrackStats[i]
+			j.Bitrate = st.Bitrate
+			if j.Kind == "video" {
+				j.FPS = float64(int(st.FPS*100+0.5)) / 100
+			}
+		}
+		s.Tracks = append(s.Tracks, j)
+	}
+	if p := info.Publisher; p != nil {
+		s.Publisher = &ClientJSON{ID: p.ID, Protocol: p.Protocol, RemoteAddr: p.RemoteAddr}
+		at := info.PublishedAt.UTC()
+		s.PublishedAt = &at
+	}
+	if info.Readers != nil {
+		clients := make([]ViewerJSON, 0, len(info.Readers))
+		for _, r := range info.Readers {
+			clients = append(clients, ViewerJSON{ID: r.ID, Protocol: r.Protocol, RemoteAddr: r.RemoteAddr,
+				Since: r.Since.UTC(), BytesOut: r.BytesOut, DroppedFrames: r.Dropped})
+		}
+		s.Clients = &clients
+	}
+	return s
+}
+
+func trackJSON(t *media.Track) TrackJSON {
+	j := TrackJSON{Codec: t.Codec.String(), Kind: "data"}
+	switch {
+	case t.IsVideo():
+		j.Kind, j.Width, j.Height, j.Profile, j.Level = "video", t.Width, t.Height, t.Profile, t.Level
+	case t.IsAudio():
+		j.Kind, j.SampleRate, j.Channels = "audio", t.SampleRate, t.Channels
+	}
+	return j
+}
+
+// intParam reads the non-negative integer query parameter name (def when
+// absent), answering 400 itself when it is invalid or above maxValue.
+func intParam(w http.ResponseWriter, r *http.Request, name string, def, maxValue int) (int, bool) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, true
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > maxValue {
+		WriteError(w, http.StatusBadRequest, "bad_request", name+" must be an integer in 0.."+strconv.Itoa(maxValue)+", got "+strconv.Quote(s))
+		return 0, false
+	}
+	return n, true
+}
+
+func (a *API) listStreams(w http.ResponseWriter, r *http.Request) {
+	limit, ok := intParam(w, r, "limit", DefaultStreamsLimit, MaxStreamsLimit)
+	if !ok {
+		return
+	}
+	offset, ok := intParam(w, r, "offset", 0, 1<<30)
+	if !ok {
+		return
+	}
+	now := time.Now()
+	infos := a.hub.Summaries()
+	out := StreamsJSON{Total: len(infos), Offset: offset, Limit: limit}
+	page := infos[min(offset, len(infos)):]
+	page = page[:min(limit, len(page))]
+	out.Streams = make([]StreamJSON, 0, len(page))
+	for _, info := range page {
+		out.Streams = append(out.Streams, a.streamJSON(info, now))
+	}
+	WriteJSON(w, http.StatusOK, out)
+}
+
+// streamPath reads and validates the {path...} of a streams URL, answering
+// 400 itself when it is not a valid stream path.
+func streamPath(w http.ResponseWriter, r *http.Request) (string, bool) {
+	path := strings.Trim(r.PathValue("path"), "/")
+	if err := streampath.Validate(path); err != nil {
+		WriteError(w, http.StatusBadRequest, "bad_request", "path: "+err.Error())
+		return "", false
+	}
+	return path, true
+}
+
+func (a *API) getStream(w http.ResponseWriter, r *http.Request) {
+	path, ok := streamPath(w, r)
+	if !ok {
+		return
+	}
+	info, ok := a.hub.Stream(path)
+	if !ok {
+		WriteError(w, http.StatusNotFound, "stream_not_found", "no live stream at path "+path)
+		return
+	}
+	WriteJSON(w, http.StatusOK, a.streamJSON(info, time.Now()))
+}
+
+// kickStream ends the stream: its publisher and viewers are disconnected.
+func (a *API) kickStream(w http.ResponseWriter, r *http.Request) {
+	path, ok := streamPath(w, r)
+	if !ok {
+		return
+	}
+	if err := a.hub.End(path); err != nil {
+		WriteError(w, http.StatusNotFound, "stream_not_found", "no live stream at path "+path)
+		return
+	}
+	a.log.Info("stream kicked through the API", "path", path, "key", KeyName(r.Context()))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// kickClient disconnects one publisher or viewer by its id, in the stream
+// ?path= when given (direct), else in whichever stream has it.
+func (a *API) kickClient(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if id == "" || len(id) > maxClientIDLen {
+		WriteError(w, http.StatusBadRequest, "bad_request", "client id must be 1.."+strconv.Itoa(maxClientIDLen)+" characters")
+		return
+	}
+	path := r.URL.Query().Get("path")
+	if path == "" {
+		// Without the stream: look the id up in every stream.
+		p, err := a.hub.KickClient(id)
+		if err != nil {
+			WriteError(w, http.StatusNotFound, "client_not_found", "no client with id "+strconv.Quote(id))
+			return
+		}
+		a.log.Info("client kicked through the API", "path", p, "client", id, "key", KeyName(r.Context()))
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if err := streampath.Validate(path); err != nil {
+		WriteError(w, http.StatusBadRequest, "bad_request", "path: "+err.Error())
+		return
+	}
+	switch err := a.hub.Kick(path, id); {
+	case errors.Is(err, hub.ErrStreamNotFound):
+		WriteError(w, http.StatusNotFound, "stream_not_found", "no live stream at path "+path)
+	case errors.Is(err, hub.ErrClientNotFound):
+		WriteError(w, http.StatusNotFound, "client_not_found", "stream "+path+" has no client with id "+strconv.Quote(id))
+	case err != nil:
+		WriteError(w, http.StatusInternalServerError, "internal", err.Error())
+	default:
+		a.log.Info("client kicked through the API", "path", path, "client", id, "key", KeyName(r.Context()))
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
