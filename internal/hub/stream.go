@@ -489,6 +489,13 @@ func (p *Publisher) Close() {
 	p.s.publisherLeft(p)
 }
 
+// End stops publishing and ends the stream at once, without a grace period:
+// readers get what is queued, then ErrStreamClosed (a normal end).
+func (p *Publisher) End() {
+	p.fail(ErrStreamClosed)
+	p.s.end(ErrStreamClosed)
+}
+
 // Kick disconnects the publisher and ends the stream at once.
 func (p *Publisher) Kick() {
 	p.fail(ErrKicked)

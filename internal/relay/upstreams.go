@@ -413,7 +413,7 @@ func (u *upstream) run() {
 		}
 		if u.pub != nil {
 			if errors.Is(err, errStreamEnded) {
-				u.pub.Kick()
+				u.pub.End()
 			} else {
 				// Lost: the local stream waits in the hub's grace period,
 				// its readers attached, for the next session to resume it.
@@ -481,7 +481,7 @@ func (u *upstream) setFailed(err error) {
 // finish ends the local stream the upstream still publishes and forgets u.
 func (u *upstream) finish() {
 	if u.pub != nil {
-		u.pub.Kick()
+		u.pub.End()
 		u.pub = nil
 	}
 	m := u.m

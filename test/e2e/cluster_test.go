@@ -322,15 +322,39 @@ func TestCluster(t *testing.T) {
 	for _, v := range viewers["pull-1"] {
 		<-v.done
 	}
-	require.Eventually(t, func() bool {
+	// Dispatch ignores a node whose heartbeat is older than two thirds of
+	// the TTL: from then on every viewer goes to pull-2.
+	time.Sleep(2 * clusterTTL / 3)
+	for range 10 {
 		d, code := dispatch(t, core, path, "play", "flv")
-		return code == http.StatusOK && d.Node == "pull-2"
-	}, clusterTTL+2*time.Second, 100*time.Millisecond, "play re-dispatched to pull-2")
+		require.Equal(t, http.StatusOK, code)
+		require.Equal(t, "pull-2", d.Node, "play re-dispatched to pull-2")
+	}
 	d, _ := dispatch(t, core, path, "play", "flv")
 	requireH264AAC720p(t, ffprobe(t, d.URL))
 	require.Eventually(t, func() bool { return !c.nodeIDs(core)["pull-1"] }, clusterTTL+time.Second, 100*time.Millisecond,
 		"pull-1 gone from the inventory")
 	t.Logf("pull-1 left the inventory %s after kill -9", time.Since(killedAt).Round(100*time.Millisecond))
+
+	// Drain pull-2 through the API: no new viewer is sent to it (there is no
+	// other pull node left, so dispatch has none), its viewers stay.
+	drain := func(method string) {
+		req, _ := http.NewRequest(method, "http://"+core.HTTPAddr+"/api/v1/nodes/pull-2/drain", nil)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s drain", method)
+	}
+	drain(http.MethodPut)
+	_, code := dispatch(t, core, path, "play", "flv")
+	require.Equal(t, http.StatusServiceUnavailable, code, "a drained node gets no new viewers")
+	for i, v := range viewers["pull-2"] {
+		require.NoError(t, v.failed(), "pull-2 viewer %d stays while draining", i)
+	}
+	drain(http.MethodDelete)
+	d, code = dispatch(t, core, path, "play", "flv")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "pull-2", d.Node)
 
 	// kill -9 of the exchange node holding the recording job: the other
 	// exchange node takes it over; what was stored stays.
@@ -352,6 +376,19 @@ func TestCluster(t *testing.T) {
 	require.Eventually(t, func() bool { return c.leaseOwner(core, "jobs", "record", path) == other[recOwner] },
 		clusterTTL+5*time.Second, 100*time.Millisecond, "record job taken over")
 	t.Logf("record job taken over %s after kill -9", time.Since(killedAt).Round(100*time.Millisecond))
+	// The recording's hole around the kill: at most the TTL (the lease
+	// expires, another exchange node claims the job and relays the stream
+	// from its GOP cache on) plus the segment being written when the node
+	// died (record_segment 1s). When the publish node died too, add the
+	// time ffmpeg took to republish.
+	allowed := clusterTTL + time.Second
+	if recOwner == pubNode {
+		allowed += time.Since(killedAt)
+	}
+	time.Sleep(4 * time.Second)
+	gap := longestGap(t, c.nodes[other[recOwner]], path)
+	t.Logf("longest recording gap %s (allowed %s)", gap.Round(10*time.Millisecond), allowed.Round(10*time.Millisecond))
+	require.LessOrEqual(t, gap, allowed, "recording gap across the exchange node's death")
 	if recOwner != pubNode && pubNode != other[recOwner] {
 		t.Fatalf("unexpected publish node %s", pubNode)
 	}
@@ -395,6 +432,28 @@ func TestCluster(t *testing.T) {
 		require.NoError(t, v.failed(), "pull-2 viewer %d survived the Redis restart", i)
 	}
 	pub.stop()
+}
+
+// longestGap returns the longest hole in the recording of path in the last
+// ten minutes, as the recordings API lists it.
+func longestGap(t *testing.T, s *server, path string) time.Duration {
+	q := url.Values{"path": {path}, "from": {time.Now().Add(-10 * time.Minute).UTC().Format(time.RFC3339)},
+		"to": {time.Now().Add(time.Minute).UTC().Format(time.RFC3339)}}
+	var out struct {
+		Spans []struct {
+			Duration float64 `json:"duration"`
+		} `json:"spans"`
+		Gaps []struct {
+			Duration float64 `json:"duration"`
+		} `json:"gaps"`
+	}
+	require.Equal(t, http.StatusOK, getJSON(t, "http://"+s.HTTPAddr+"/api/v1/recordings?"+q.Encode(), &out))
+	require.NotEmpty(t, out.Spans)
+	var longest time.Duration
+	for _, g := range out.Gaps {
+		longest = max(longest, time.Duration(g.Duration*float64(time.Second)))
+	}
+	return longest
 }
 
 // recordedSegments returns the names of the segments of path listed by s's

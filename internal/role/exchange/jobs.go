@@ -216,7 +216,10 @@ func (j *Jobs) poll(ctx context.Context) {
 	if nodes, err := j.opts.Registry.Nodes(cctx); err == nil {
 		n := 0
 		for i := range nodes {
-			if nodes[i].HasRole(cluster.RoleExchange) && !nodes[i].Draining {
+			// A node silent for two thirds of the TTL is presumed dead
+			// (its heartbeat key outlives it by up to a TTL).
+			fresh := now.Sub(nodes[i].Seen) < 2*j.opts.TTL/3
+			if nodes[i].HasRole(cluster.RoleExchange) && !nodes[i].Draining && (fresh || nodes[i].ID == j.opts.NodeID) {
 				n++
 			}
 		}
@@ -257,7 +260,7 @@ func (j *Jobs) poll(ctx context.Context) {
 		// A job free for a TTL is claimed by whoever sees it: the node
 		// that should have taken it did not.
 		stale := now.Sub(since) >= j.opts.TTL
-		mine := j.holdsPath(k.path) || owners[k] == j.opts.NodeID
+		mine := j.holdsJobOf(k.path) || owners[k] == j.opts.NodeID
 		if !mine && !stale && pathOwner[k.path] != "" {
 			continue // the node running the stream's other job claims it (one upstream for both)
 		}
@@ -279,8 +282,17 @@ func (j *Jobs) holds(k jobKey) bool {
 	return j.held[k] != nil
 }
 
-func (j *Jobs) holdsPath(path string) bool {
-	return j.pins[path] != nil
+// holdsJobOf reports whether this node runs a job of path (pinned or, as
+// the stream's publish node, not).
+func (j *Jobs) holdsJobOf(path string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for k := range j.held {
+		if k.path == path {
+			return true
+		}
+	}
+	return false
 }
 
 func (j *Jobs) count() int {

@@ -282,9 +282,9 @@ func TestJobsSpreadAndShutdownRelease(t *testing.T) {
 	assert.Len(t, a.jobs.Held(), 2, "fair share of 4 jobs on 2 nodes")
 	assert.Len(t, b.jobs.Held(), 2, "fair share of 4 jobs on 2 nodes")
 
-	// A graceful stop releases the leases at once; a's heartbeat is still
-	// there, so b is at its fair share and takes a's jobs once they stayed
-	// free for a TTL.
+	// A graceful stop releases the leases at once; a's heartbeat (sent once,
+	// at its start) is older than two thirds of the TTL, so b counts itself
+	// as the only exchange node and takes a's jobs within a TTL.
 	stopped := time.Now()
 	a.stop()
 	for _, p := range paths {
@@ -293,8 +293,7 @@ func TestJobsSpreadAndShutdownRelease(t *testing.T) {
 		}
 	}
 	require.Eventually(t, func() bool { return len(b.jobs.Held()) == 4 }, 3*time.Second, 10*time.Millisecond)
-	assert.GreaterOrEqual(t, time.Since(stopped), testTTL)
-	assert.Less(t, time.Since(stopped), 2*testTTL)
+	assert.Less(t, time.Since(stopped), testTTL)
 	for _, p := range paths {
 		assert.Equal(t, "ex-b", leaseOwner(reg, cluster.KindHLS, p))
 	}
