@@ -556,8 +556,14 @@ func (c *Config) Validate() error {
 	if len(c.Apps) > MaxApps {
 		bad("apps", "%d entries, at most %d", len(c.Apps), MaxApps)
 	}
+	firstMatch := map[string]int{}
 	for i := range c.Apps {
 		checkApp(bad, fmt.Sprintf("apps[%d]", i), &c.Apps[i])
+		if j, dup := firstMatch[c.Apps[i].Match]; dup {
+			bad(fmt.Sprintf("apps[%d].match", i), "%q is already the match of apps[%d]", c.Apps[i].Match, j)
+		} else {
+			firstMatch[c.Apps[i].Match] = i
+		}
 	}
 
 	return errors.Join(errs...)

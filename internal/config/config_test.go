@@ -404,3 +404,9 @@ func TestMatchPath(t *testing.T) {
 		assert.Equal(t, c.want, MatchPath(c.pattern, c.path), "%s vs %s", c.pattern, c.path)
 	}
 }
+
+func TestAppsDuplicateMatch(t *testing.T) {
+	_, err := Load("", []string{`QUASIPAA_APPS=[{match: "live/*"}, {match: "x/*"}, {match: "live/*"}]`})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `apps[2].match: "live/*" is already the match of apps[0]`)
+}
