@@ -10,6 +10,7 @@ import (
 	"github.com/quasipaa/quasipaa/internal/auth"
 	"github.com/quasipaa/quasipaa/internal/config"
 	"github.com/quasipaa/quasipaa/internal/hub"
+	"github.com/quasipaa/quasipaa/internal/metrics"
 	"github.com/quasipaa/quasipaa/internal/record"
 )
 
@@ -32,8 +33,9 @@ type admission struct {
 // newAdmission builds the authorisation of cfg; policy gives each stream
 // path's app and is asked at every decision (apps may change at run time).
 // Errors name the config key at fault.
-// refused is called for each refusal (to count it).
-func newAdmission(cfg *config.Config, policy func(string) (config.App, bool), refused func(action, protocol, reason string), log *slog.Logger) (*admission, error) {
+// counts receives each refusal and each webhook call's outcome (metrics);
+// its funcs may be nil.
+func newAdmission(cfg *config.Config, policy func(string) (config.App, bool), counts admissionCounts, log *slog.Logger) (*admission, error) {
 	verifier, err := auth.NewVerifier(cfg.Auth)
 	if err != nil {
 		return nil, err
@@ -42,7 +44,7 @@ func newAdmission(cfg *config.Config, policy func(string) (config.App, bool), re
 	if node == "" {
 		node, _ = os.Hostname()
 	}
-	hooks := auth.NewWebhooks(cfg.Auth.Webhook, auth.WebhookOptions{Logger: log})
+	hooks := auth.NewWebhooks(cfg.Auth.Webhook, auth.WebhookOptions{Logger: log, Observe: counts.webhook})
 	a := &admission{hooks: hooks, policy: policy, log: log}
 	a.admitter = auth.NewAdmitter(auth.AdmitterOptions{
 		Policy:   policy,
@@ -51,7 +53,7 @@ func newAdmission(cfg *config.Config, policy func(string) (config.App, bool), re
 		Limiter:  auth.NewLimiter(cfg.Auth.FailLimit, cfg.Auth.FailWindow, 0),
 		Node:     node,
 		Logger:   log.With("component", "auth"),
-		Refused:  refused,
+		Refused:  counts.refused,
 	})
 	for _, app := range cfg.Apps {
 		switch {
@@ -62,6 +64,12 @@ func newAdmission(cfg *config.Config, policy func(string) (config.App, bool), re
 		}
 	}
 	return a, nil
+}
+
+// admissionCounts are the counters the admission reports to.
+type admissionCounts struct {
+	refused func(action, protocol, reason string)
+	webhook func(event, outcome string)
 }
 
 // admit is hub.Options.Admit.
@@ -114,4 +122,28 @@ func (a *admission) start() (stop func()) {
 		cancel()
 		wg.Wait()
 	}
+}
+
+// metricReasons maps the admitter's refusal reasons to the bounded reason
+// labels of quasipaa_auth_refusals_total (docs/metrics.md).
+var metricReasons = map[string]string{
+	"token_missing":        metrics.ReasonNoCredential,
+	"token_invalid":        metrics.ReasonBadCredential,
+	"token_expired":        metrics.ReasonExpired,
+	"token_scope":          metrics.ReasonForbidden,
+	"hls_not_admitted":     metrics.ReasonForbidden,
+	"protocol_not_allowed": metrics.ReasonProtocol,
+	"webhook_denied":       metrics.ReasonWebhookDenied,
+	"webhook_unavailable":  metrics.ReasonWebhookError,
+	"rate_limited":         metrics.ReasonRateLimited,
+	"max_publishers":       metrics.ReasonMaxPublishers,
+	"max_viewers":          metrics.ReasonMaxViewers,
+}
+
+// metricReason returns the metrics label of an admitter refusal reason.
+func metricReason(reason string) string {
+	if r, ok := metricReasons[reason]; ok {
+		return r
+	}
+	return metrics.ReasonOther
 }

@@ -35,7 +35,7 @@ func TestAdmissionWiring(t *testing.T) {
 	cfg.Auth.Webhook.OnUnpublish = srv.URL
 	cfg.Auth.Webhook.Secret = "sig"
 	cfg.Apps = []config.App{{Match: "secure/*", Auth: config.AuthToken}}
-	adm, err := newAdmission(cfg, cfg.AppFor, nil, slog.New(slog.DiscardHandler))
+	adm, err := newAdmission(cfg, cfg.AppFor, admissionCounts{}, slog.New(slog.DiscardHandler))
 	require.NoError(t, err)
 	h := hub.New(hub.Options{Admit: adm.admit, OnLeave: adm.onLeave})
 	defer h.Close()
@@ -72,6 +72,6 @@ func TestAdmissionWiring(t *testing.T) {
 func TestAdmissionKeyErrors(t *testing.T) {
 	cfg := config.Default()
 	cfg.Auth.JWKSFile = "/nonexistent/jwks.json"
-	_, err := newAdmission(cfg, cfg.AppFor, nil, slog.New(slog.DiscardHandler))
+	_, err := newAdmission(cfg, cfg.AppFor, admissionCounts{}, slog.New(slog.DiscardHandler))
 	require.ErrorContains(t, err, "auth.jwks_file")
 }

@@ -99,7 +99,10 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 	}
 	policy := appStore.For
 	var m *metrics.Metrics // nil-safe; nil when metrics.enabled is false
-	adm, err := newAdmission(cfg, policy, func(action, protocol, reason string) { m.AuthRefused(action, protocol, reason) }, log)
+	adm, err := newAdmission(cfg, policy, admissionCounts{
+		refused: func(action, protocol, reason string) { m.AuthRefused(action, protocol, metricReason(reason)) },
+		webhook: func(event, outcome string) { m.WebhookSent(event, outcome) },
+	}, log)
 	if err != nil {
 		reg.Close()
 		return nil, err

@@ -7,9 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -61,20 +63,25 @@ type WebhookOptions struct {
 	Client *http.Client
 	// Logger receives the failures (default slog.Default()).
 	Logger *slog.Logger
+	// Observe, when set, is told the outcome of every call (each attempt of
+	// a notification): "ok", "denied" (a non-2xx answer to a question),
+	// "error" or "timeout" — e.g. to count them.
+	Observe func(event, outcome string)
 }
 
 // Webhooks calls the HTTP endpoints of auth.webhook.*: Ask for the
 // on_publish/on_play questions, Notify for the notifications that Run sends.
 // Every body is signed when a secret is set. It is safe for concurrent use.
 type Webhooks struct {
-	cfg     config.Webhook
-	client  *http.Client
-	log     *slog.Logger
-	backoff time.Duration
-	queue   chan notification
-	dropped atomic.Uint64
-	failed  atomic.Uint64
-	pending atomic.Int64
+	cfg       config.Webhook
+	client    *http.Client
+	log       *slog.Logger
+	backoff   time.Duration
+	queue     chan notification
+	dropped   atomic.Uint64
+	failed    atomic.Uint64
+	pending   atomic.Int64
+	onOutcome func(event, outcome string)
 }
 
 type notification struct {
@@ -99,7 +106,7 @@ func NewWebhooks(cfg config.Webhook, opts WebhookOptions) *Webhooks {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 3 * time.Second
 	}
-	return &Webhooks{cfg: cfg, client: opts.Client, log: opts.Logger, backoff: opts.Backoff, queue: make(chan notification, opts.QueueSize)}
+	return &Webhooks{cfg: cfg, client: opts.Client, log: opts.Logger, backoff: opts.Backoff, queue: make(chan notification, opts.QueueSize), onOutcome: opts.Observe}
 }
 
 // url returns the endpoint of event, "" when none is configured.
@@ -169,6 +176,7 @@ func (w *Webhooks) Ask(ctx context.Context, event string, body any) error {
 		return fmt.Errorf("%w: %v", ErrWebhookUnavailable, err)
 	}
 	status, err := w.post(ctx, event, url, b)
+	w.observe(event, status, err, "denied")
 	switch {
 	case err != nil:
 		return fmt.Errorf("%w: %v", ErrWebhookUnavailable, err)
@@ -239,6 +247,7 @@ func (w *Webhooks) deliver(ctx context.Context, n notification) {
 			wait = min(2*wait, maxWebhookBackoff)
 		}
 		status, err := w.post(ctx, n.event, n.url, n.body)
+		w.observe(n.event, status, err, "error")
 		if err == nil && status >= 200 && status <= 299 {
 			return
 		}
@@ -252,6 +261,25 @@ func (w *Webhooks) deliver(ctx context.Context, n notification) {
 	}
 	w.failed.Add(1)
 	w.log.Warn("webhook notification failed", "event", n.event, "url", n.url, "attempts", w.cfg.Retries+1, "err", last)
+}
+
+// observe reports a call's outcome to WebhookOptions.Observe; refused is the
+// outcome of a non-2xx answer.
+func (w *Webhooks) observe(event string, status int, err error, refused string) {
+	if w.onOutcome == nil {
+		return
+	}
+	var ne net.Error
+	outcome := "ok"
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		outcome = "timeout"
+	case err != nil:
+		outcome = "error"
+	case status < 200 || status > 299:
+		outcome = refused
+	}
+	w.onOutcome(event, outcome)
 }
 
 // errString is err's text, "" for nil.
