@@ -31,6 +31,7 @@
 #   RELAY_STREAMS=10   streams of the relay cost phase
 #   DISPATCH_SECONDS=15 DISPATCH_WORKERS=8
 #   PERF_CACHE=/tmp/quasipaa-perf   where the test files are generated once
+#   PHASES="relay latency scale dispatch"   which phases to run
 #   OUT=...            logs and JSON summaries (default: a new temp dir)
 #
 # The script kills only the processes it started, by PID; every phase is
@@ -50,6 +51,7 @@ DISPATCH_SECONDS="${DISPATCH_SECONDS:-15}"
 DISPATCH_WORKERS="${DISPATCH_WORKERS:-8}"
 PERF_CACHE="${PERF_CACHE:-${TMPDIR:-/tmp}/quasipaa-perf}"
 OUT="${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/quasipaa-cluster-bench.XXXXXX")}"
+PHASES="${PHASES:-relay latency scale dispatch}"
 SECONDS=0
 
 log() { printf '[bench-cluster %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -183,12 +185,17 @@ snap() {
 	local tag=$1 p
 	shift
 	TICKS["$tag.t"]="$(now)"
+	# The whole machine's busy time (user, nice, system, irq, softirq, steal).
+	TICKS["$tag.machine"]="$(awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat)"
 	for p in "$@"; do
 		TICKS["$tag.$p"]="$(cpu_ticks "$p")"
 	done
 }
 # usage TAG0 TAG1 PID: CPU % of PID between the two snapshots.
 usage() { pct "${TICKS[$1.t]}" "${TICKS[$2.t]}" $((${TICKS[$2.$3]} - ${TICKS[$1.$3]})); }
+# machine TAG0 TAG1: the machine's busy CPU between the snapshots (of 200 %
+# on two cores: ours and the other processes'), and the load average.
+machine() { echo "machine_cpu=$(usage "$1" "$2" machine) loadavg=$(cut -d' ' -f1 /proc/loadavg)"; }
 
 # --- Redis and the nodes ----------------------------------------------------------
 
@@ -201,7 +208,9 @@ started "$REDIS"
 wait_port 127.0.0.1 "$REDIS_PORT" "$REDIS" || die "redis-server did not start"
 
 declare -A IP=([core-1]=127.0.0.11 [pub-1]=127.0.0.12 [pub-2]=127.0.0.13 [pull-1]=127.0.0.14 [pull-2]=127.0.0.15)
-declare -A ROLES=([core-1]=core [pub-1]=publish,exchange [pub-2]=publish,exchange [pull-1]=pull [pull-2]=pull)
+# pub-1 also has the pull role, so that viewers can play on the publish node
+# itself (the latency phase's direct viewers).
+declare -A ROLES=([core-1]=core [pub-1]=publish,exchange,pull [pub-2]=publish,exchange [pull-1]=pull [pull-2]=pull)
 # Cores: pub-1 and pull-1 on core 0, pull-2 on core 1; core-1 on core 0 (idle
 # but for the dispatch phase), pub-2 on core 1 (idle).
 declare -A CORE=([core-1]=0 [pub-1]=0 [pub-2]=1 [pull-1]=0 [pull-2]=1)
@@ -221,7 +230,7 @@ start_node() {
 		QUASIPAA_CLUSTER_ADVERTISE="$ip" \
 		QUASIPAA_RTMP_LISTEN="$ip:$RTMP_PORT" QUASIPAA_HTTP_LISTEN="$ip:$HTTP_PORT" \
 		QUASIPAA_WEBRTC_UDP_LISTEN="$webrtc" QUASIPAA_WEBRTC_TCP_LISTEN= QUASIPAA_TURN_LISTEN= \
-		QUASIPAA_STORAGE_DIR="$OUT/data" QUASIPAA_LOG_LEVEL=warn \
+		QUASIPAA_STORAGE_DIR="$OUT/data" QUASIPAA_LOG_LEVEL="${NODE_LOG_LEVEL:-warn}" \
 		taskset -c "${CORE[$id]}" "$BIN" serve >"$dir/node.log" 2>&1 &
 	PID[$id]=$!
 	started "${PID[$id]}"
@@ -231,17 +240,25 @@ start_node() {
 	}
 }
 
-for id in core-1 pub-1 pub-2 pull-1 pull-2; do
+CORE_URL="http://${IP[core-1]}:$HTTP_PORT"
+# wait_nodes N: until N nodes are in the registry (20 s at most).
+wait_nodes() {
+	local i n=0
+	for ((i = 0; i < 100; i++)); do
+		n="$(curl -s "$CORE_URL/api/v1/nodes" | jq '.nodes | length' 2>/dev/null || echo 0)"
+		[ "$n" = "$1" ] && return 0
+		sleep 0.2
+	done
+	die "only $n nodes registered, $1 expected"
+}
+# pub-2 starts only before the dispatch phase: an exchange node claims the HLS
+# job of any stream, and pub-2 would pull half of pub-1's streams over the
+# relay, blurring the relay figures. Until then pub-1 packages its own streams.
+for id in core-1 pub-1 pull-1 pull-2; do
 	start_node "$id"
 done
-CORE_URL="http://${IP[core-1]}:$HTTP_PORT"
-for ((i = 0; i < 100; i++)); do
-	n="$(curl -s "$CORE_URL/api/v1/nodes" | jq '.nodes | length' 2>/dev/null || echo 0)"
-	[ "$n" = 5 ] && break
-	sleep 0.2
-done
-[ "$n" = 5 ] || die "only $n nodes registered"
-log "5 nodes up (redis :$REDIS_PORT, rtmp :$RTMP_PORT, http :$HTTP_PORT)"
+wait_nodes 4
+log "4 nodes up (redis :$REDIS_PORT, rtmp :$RTMP_PORT, http :$HTTP_PORT)"
 
 PUB="rtmp://${IP[pub-1]}:$RTMP_PORT"
 HTTP_PUB="http://${IP[pub-1]}:$HTTP_PORT"
@@ -266,7 +283,10 @@ RESULTS="$OUT/results.txt"
 : >"$RESULTS"
 out() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
 
+phase() { case " $PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
+
 # --- 1. relay cost ----------------------------------------------------------------
+if phase relay; then
 
 log "relay cost: $RELAY_STREAMS streams on pub-1, 0 then $RELAY_STREAMS relayed to pull-1"
 bench relay-feed 52 1 -publish "$FILE" -publishers "$RELAY_STREAMS" -publish-url "$PUB/live/r{i}" -players 0
@@ -289,14 +309,15 @@ finish "$VIEW"
 finish "$FEED"
 pub0="$(usage r0 r1 "${PID[pub-1]}")" pub1="$(usage r2 r3 "${PID[pub-1]}")"
 pull0="$(usage r0 r1 "${PID[pull-1]}")" pull1="$(usage r2 r3 "${PID[pull-1]}")"
-out "relay-cost streams=$RELAY_STREAMS pub1_cpu_0relay=$pub0 pub1_cpu_relay=$pub1 pull1_cpu_0relay=$pull0 pull1_cpu_relay=$pull1" \
+out "relay-cost streams=$RELAY_STREAMS pub1_cpu_0relay=$pub0 pub1_cpu_relay=$pub1 pull1_cpu_0relay=$pull0 pull1_cpu_relay=$pull1 (0 relayed: $(machine r0 r1); relayed: $(machine r2 r3))" \
 	"$(awk -v s="$RELAY_STREAMS" -v a="$pub0" -v b="$pub1" -v c="$pull0" -v d="$pull1" \
 		'BEGIN {printf "relay-cost per_stream_pub1=%.2f per_stream_pull1=%.2f (%% of a core)", (b - a) / s, (d - c) / s}')" \
 	"relay-cost viewers: $(jq -c '{connected, failed, drop_percent, mbit_per_s}' "$OUT/relay-view.json")"
 sleep 3
+fi
 
 # --- 2. relay latency ----------------------------------------------------------------
-
+if phase latency; then
 log "relay latency: $LAT_PLAYERS WHEP players on pub-1 (direct) and $LAT_PLAYERS on pull-1 (relayed), same time"
 bench lat-direct 30 1 -publish "$LFILE" -publish-url "$PUB/live/lat-direct" \
 	-url "$HTTP_PUB/live/lat-direct/whep" -players "$LAT_PLAYERS" -ramp 5s
@@ -304,15 +325,20 @@ LD=$BENCH_PID
 bench lat-relay 30 1 -publish "$LFILE" -publish-url "$PUB/live/lat-relay" \
 	-url "$HTTP_PULL1/live/lat-relay/whep" -players "$LAT_PLAYERS" -ramp 5s
 LR=$BENCH_PID
+sleep 8
+snap l0
+sleep 20
+snap l1
 finish "$LD"
 finish "$LR"
 for name in lat-direct lat-relay; do
-	out "$name $(jq -c '{connected, failed, drop_percent, latency_ms: .webrtc.latency_ms, frames: .webrtc.latency_frames, loss: .webrtc.loss_percent, startup_ms: .startup_ms.p50}' "$OUT/$name.json")"
+	out "$name $(machine l0 l1) $(jq -c '{connected, failed, drop_percent, latency_ms: .webrtc.latency_ms, frames: .webrtc.latency_frames, loss: .webrtc.loss_percent, startup_ms: .startup_ms.p50}' "$OUT/$name.json")"
 done
 sleep 3
+fi
 
 # --- 3. horizontal scale ------------------------------------------------------------
-
+if phase scale; then
 log "scale: one 2.5 Mbit/s stream on pub-1, HTTP-FLV players on 1 or 2 pull nodes"
 bench scale-feed 400 1 -publish "$FILE" -publish-url "$PUB/live/cam" -players 0
 SFEED=$BENCH_PID
@@ -333,16 +359,19 @@ for step in $SCALE_STEPS; do
 	sleep $((SCALE_SECONDS - 10))
 	snap s1 "${PID[pull-1]}" "${PID[pull-2]}" "${PID[pub-1]}" "$B"
 	finish "$B"
-	out "$name pull1_cpu=$(usage s0 s1 "${PID[pull-1]}") pull2_cpu=$(usage s0 s1 "${PID[pull-2]}") pub1_cpu=$(usage s0 s1 "${PID[pub-1]}") bench_cpu=$(usage s0 s1 "$B") pull1_rss=$(rss_mib "${PID[pull-1]}") pull2_rss=$(rss_mib "${PID[pull-2]}") $(jq -c '{connected, failed, gbit: (.mbit_per_s / 1000), drop_percent, stalls, startup_p50: .startup_ms.p50, startup_p99: .startup_ms.p99}' "$OUT/$name.json")"
+	out "$name pull1_cpu=$(usage s0 s1 "${PID[pull-1]}") pull2_cpu=$(usage s0 s1 "${PID[pull-2]}") pub1_cpu=$(usage s0 s1 "${PID[pub-1]}") bench_cpu=$(usage s0 s1 "$B") pull1_rss=$(rss_mib "${PID[pull-1]}") pull2_rss=$(rss_mib "${PID[pull-2]}") $(machine s0 s1) $(jq -c '{connected, failed, gbit: (.mbit_per_s / 1000), drop_percent, stalls, startup_p50: .startup_ms.p50, startup_p99: .startup_ms.p99}' "$OUT/$name.json")"
 	sleep 3
 done
 stop "$SFEED"
+fi
 
 # --- 4. dispatch API -----------------------------------------------------------------
-
+if phase dispatch; then
 log "dispatch: ${DISPATCH_SECONDS}s of GET /api/v1/dispatch on core-1, $DISPATCH_WORKERS workers"
 LOADDIR="$OUT/dispatchload"
 mkdir -p "$LOADDIR"
+start_node pub-2
+wait_nodes 5
 cat >"$LOADDIR/go.mod" <<'EOF'
 module dispatchload
 
@@ -431,7 +460,6 @@ func main() {
 }
 EOF
 (cd "$LOADDIR" && GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0 go build -o dispatchload .)
-[ "$(curl -s "$CORE_URL/api/v1/nodes" | jq '.nodes | length')" = 5 ] || die "not 5 nodes in the registry"
 for action in play publish; do
 	proto=flv
 	[ "$action" = publish ] && proto=rtmp
@@ -445,9 +473,10 @@ for action in play publish; do
 	finish "$L"
 	snap d1 "${PID[core-1]}" "$REDIS"
 	c="$(usage d0 d1 "${PID[core-1]}")"
-	out "dispatch-$action core1_cpu=$c redis_cpu=$(usage d0 d1 "$REDIS") $(jq -c --arg c "$c" '. + {rps_per_core: (if ($c | tonumber) > 0 then .rps / (($c | tonumber) / 100) else null end)}' "$OUT/dispatch-$action.json")"
+	out "dispatch-$action core1_cpu=$c redis_cpu=$(usage d0 d1 "$REDIS") $(machine d0 d1) $(jq -c --arg c "$c" '. + {rps_per_core: (if ($c | tonumber) > 0 then .rps / (($c | tonumber) / 100) else null end)}' "$OUT/dispatch-$action.json")"
 	out "dispatch-$action sample answer: $(cat "$OUT/dispatch-$action.sample.json")"
 done
+fi
 
 log "done in ${SECONDS}s; results in $RESULTS"
 cat "$RESULTS"

@@ -196,6 +196,22 @@ func (h *Hub) SubscribeContext(ctx context.Context, path string, info ClientInfo
 	return r, err
 }
 
+// Ensure brings the stream on path into the hub through Options.Upstream
+// when it is not here (e.g. to read its tracks before subscribing); it
+// returns ErrStreamNotFound when there is no Upstream.
+func (h *Hub) Ensure(ctx context.Context, path string) error {
+	h.mu.Lock()
+	_, ok := h.streams[path]
+	h.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if h.opts.Upstream == nil {
+		return ErrStreamNotFound
+	}
+	return h.opts.Upstream(ctx, path)
+}
+
 // Kick disconnects the publisher or the reader of the stream on path whose
 // ClientInfo.ID is id. Kicking the publisher ends the stream.
 func (h *Hub) Kick(path, id string) error {

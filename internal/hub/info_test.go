@@ -100,3 +100,19 @@ func TestKickClientFindsTheStream(t *testing.T) {
 	assert.Equal(t, "live/b", path)
 	assert.ErrorIs(t, r.Err(), ErrKicked)
 }
+
+func TestEnsureAsksUpstreamOnlyForMissingStreams(t *testing.T) {
+	calls := 0
+	var h *Hub
+	h = New(Options{Upstream: func(ctx context.Context, path string) error {
+		calls++
+		_, err := h.Publish(path, ClientInfo{Protocol: "relay"})
+		return err
+	}})
+	require.NoError(t, h.Ensure(context.Background(), "live/a"))
+	require.NoError(t, h.Ensure(context.Background(), "live/a"))
+	require.Equal(t, 1, calls, "the second call finds the stream here")
+	_, ok := h.Stream("live/a")
+	require.True(t, ok)
+	require.ErrorIs(t, New(Options{}).Ensure(context.Background(), "live/b"), ErrStreamNotFound)
+}

@@ -63,7 +63,11 @@ func newTestCluster(t *testing.T, storageDir string) *testCluster {
 // start runs node id with roles on ip (127.0.0.x), or restarts it.
 func (c *testCluster) start(id, ip, roles string) *server {
 	c.ips[id], c.roles[id] = ip, roles
-	s := startServer(c.t, append(c.common,
+	env := c.common
+	if strings.Contains(roles, "pull") {
+		env = append(env[:len(env):len(env)], "QUASIPAA_WEBRTC_UDP_LISTEN="+ip+":0", "QUASIPAA_WEBRTC_TCP_LISTEN="+ip+":0")
+	}
+	s := startServer(c.t, append(env,
 		"QUASIPAA_CLUSTER_NODE_ID="+id,
 		"QUASIPAA_CLUSTER_ROLES="+roles,
 		"QUASIPAA_CLUSTER_ADVERTISE="+ip,
@@ -285,6 +289,10 @@ func TestCluster(t *testing.T) {
 
 	// Both pull nodes play RTMP, FLV and HLS (HLS from the exchange node
 	// packaging it, the same playlists on each pull node).
+	// WHEP first on pull-2: its answer needs the stream's tracks, which
+	// the node relays from the publish node on demand.
+	code, body := postOffer(t, "http://"+c.nodes["pull-2"].HTTPAddr+"/"+path+"/whep", "", rtcOffer(t, false))
+	require.Equal(t, http.StatusCreated, code, "WHEP on a pull node: %s", body)
 	for _, id := range []string{"pull-1", "pull-2"} {
 		s := c.nodes[id]
 		requireH264AAC720p(t, ffprobe(t, s.rtmpURL(path)))
@@ -346,7 +354,7 @@ func TestCluster(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode, "%s drain", method)
 	}
 	drain(http.MethodPut)
-	_, code := dispatch(t, core, path, "play", "flv")
+	_, code = dispatch(t, core, path, "play", "flv")
 	require.Equal(t, http.StatusServiceUnavailable, code, "a drained node gets no new viewers")
 	for i, v := range viewers["pull-2"] {
 		require.NoError(t, v.failed(), "pull-2 viewer %d stays while draining", i)

@@ -126,6 +126,10 @@ var whepRTP rtpSerializer
 // tracksOf waits until the stream on path has tracks.
 func (w *WHEP) tracksOf(ctx context.Context, path string) ([]*media.Track, error) {
 	deadline := time.Now().Add(w.opts.TrackWait)
+	// A stream published on another node of the cluster is relayed here first.
+	if err := w.hub.Ensure(ctx, path); err != nil && !errors.Is(err, hub.ErrStreamNotFound) {
+		w.log.Warn("whep: cannot bring the stream here", "stream", path, "err", err)
+	}
 	for {
 		info, ok := w.hub.Stream(path)
 		if !ok {
