@@ -25,10 +25,10 @@
 #      core 1.
 #
 # Environment:
-#   SCALE_STEPS="1:1000 1:2000 2:2000 2:3000"   pull nodes:players per scale run
+#   SCALE_STEPS="1:1000 1:2000 1:3000 2:2000 2:3000 2:4000"   pull nodes:players per scale run
 #   SCALE_SECONDS=22   seconds per scale run (bench -duration)
 #   LAT_PLAYERS=20     WHEP players per latency bench
-#   RELAY_STREAMS=10   streams of the relay cost phase
+#   RELAY_STREAMS=20   streams of the relay cost phase
 #   DISPATCH_SECONDS=15 DISPATCH_WORKERS=8
 #   PERF_CACHE=/tmp/quasipaa-perf   where the test files are generated once
 #   PHASES="relay latency scale dispatch"   which phases to run
@@ -43,10 +43,10 @@ if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
 	export PATH="/usr/local/go/bin:$PATH"
 fi
 
-SCALE_STEPS="${SCALE_STEPS:-1:1000 1:2000 2:2000 2:3000}"
+SCALE_STEPS="${SCALE_STEPS:-1:1000 1:2000 1:3000 2:2000 2:3000 2:4000}"
 SCALE_SECONDS="${SCALE_SECONDS:-22}"
 LAT_PLAYERS="${LAT_PLAYERS:-20}"
-RELAY_STREAMS="${RELAY_STREAMS:-10}"
+RELAY_STREAMS="${RELAY_STREAMS:-20}"
 DISPATCH_SECONDS="${DISPATCH_SECONDS:-15}"
 DISPATCH_WORKERS="${DISPATCH_WORKERS:-8}"
 PERF_CACHE="${PERF_CACHE:-${TMPDIR:-/tmp}/quasipaa-perf}"

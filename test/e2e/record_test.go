@@ -234,7 +234,7 @@ func TestRecordingsBadInput(t *testing.T) {
 		{"GET", api + "?path=live/..%2f..%2fsecret", 400, "path"},
 		{"GET", api + "?path=live%5c..%5csecret", 400, "path"},
 		{"DELETE", api + "?path=live/x", 400, "from and to"},
-		{"GET", api + "?path=live/nothing", 200, `"spans": []`},
+		{"GET", api + "?path=live/nothing", 200, `"spans":[]`},
 		{"GET", vod + "live/nothing/index.m3u8?from=2026-11-23T09:00:00Z&to=2026-11-23T10:00:00Z", 404, ""},
 		{"GET", vod + "live/x/index.m3u8?from=2026-11-23T10:00:00Z&to=2026-11-23T09:00:00Z", 400, ""},
 		{"GET", vod + "live/x/index.m3u8?from=noon&to=2026-11-23T09:00:00Z", 400, "from"},
