@@ -149,6 +149,7 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 			adm.onLeave(ev)
 			m.ClientLeft(ev)
 		},
+		OnStreamEnd: func(info hub.StreamInfo) { m.StreamEnded(info) },
 		Upstream: func(ctx context.Context, path string) error {
 			if upstreams == nil {
 				return hub.ErrStreamNotFound

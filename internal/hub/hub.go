@@ -93,6 +93,9 @@ type Options struct {
 	// (not one resumed within its grace period), after its publisher is
 	// attached and outside the hub's locks. It must not block.
 	OnStreamStart func(path string)
+	// OnStreamEnd, when set, is called once with the final snapshot of every
+	// stream that ends, outside the hub's locks. It must not block.
+	OnStreamEnd func(StreamInfo)
 	// Admit, when set, decides whether a client may publish or play, for
 	// PublishContext and SubscribeContext (not Publish and Subscribe, which
 	// internal consumers use). Its error is returned to the caller as is.

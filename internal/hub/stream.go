@@ -231,6 +231,9 @@ func (s *Stream) end(err error) {
 		r.signal()
 	}
 	s.log.Info("stream ended", "reason", err.Error())
+	if f := s.hub.opts.OnStreamEnd; f != nil {
+		f(s.Info())
+	}
 }
 
 func (s *Stream) setTracks(p *Publisher, tracks []*media.Track) error {

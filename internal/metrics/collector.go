@@ -260,6 +260,24 @@ func (c *collector) streamViewers(ch chan<- prometheus.Metric, path string, view
 	}
 }
 
+// streamEnded counts the final values of a stream that ended, so the node's
+// totals include what it did since the last scrape.
+func (c *collector) streamEnded(info hub.StreamInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.streams[info.Path]
+	if t == nil || !t.created.Equal(info.Created) {
+		// Never scraped (or already replaced by a newer stream of the path).
+		c.retire(&tracked{bytesIn: info.BytesIn, bytesOut: info.BytesOut, drops: info.DroppedFrames})
+		return
+	}
+	t.bytesIn = max(t.bytesIn, info.BytesIn)
+	t.bytesOut = max(t.bytesOut, info.BytesOut)
+	t.drops = max(t.drops, info.DroppedFrames)
+	c.retire(t)
+	delete(c.streams, info.Path)
+}
+
 // retire adds the last values of a stream that ended to the node's totals.
 func (c *collector) retire(t *tracked) {
 	c.endedIn += t.bytesIn

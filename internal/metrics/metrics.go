@@ -153,6 +153,16 @@ func (m *Metrics) Registry() *prometheus.Registry {
 	return m.reg
 }
 
+// StreamEnded adds the final counters of a stream that ended to the node's
+// totals; pass it hub.Options.OnStreamEnd. Without it, the traffic of an
+// ended stream since the last scrape is not counted.
+func (m *Metrics) StreamEnded(info hub.StreamInfo) {
+	if m == nil {
+		return
+	}
+	m.streams.streamEnded(info)
+}
+
 // ClientLeft counts a publisher or viewer that left; pass it the events of
 // hub.Options.OnLeave. It does not block and does not call into the hub.
 func (m *Metrics) ClientLeft(ev hub.Event) {

@@ -492,3 +492,21 @@ func TestConcurrentScrapesWhileStreamsChurn(t *testing.T) {
 		require.Less(t, scrapes, 10_000, "the workers never finished")
 	}
 }
+
+func TestStreamEndedCountsTrafficSinceTheLastScrape(t *testing.T) {
+	var m *Metrics
+	h := newHub(t, hub.Options{OnStreamEnd: func(info hub.StreamInfo) { m.StreamEnded(info) }}, &m)
+	m = New(h)
+	// Scraped once while live, then more traffic, then the stream ends
+	// before the next scrape.
+	p := publish(t, h, "live/a", 10, 100)
+	before := value(t, scrape(t, m), "quasipaa_ingress_bytes_total")
+	for i := 10; i < 20; i++ {
+		require.NoError(t, p.WriteFrame(frame(i, 100, time.Now())))
+	}
+	p.End()
+	// A stream that lives entirely between two scrapes.
+	publish(t, h, "live/b", 5, 100).End()
+	after := value(t, scrape(t, m), "quasipaa_ingress_bytes_total")
+	require.Equal(t, before+10*100+5*100, after, "every byte counted, none twice")
+}
