@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cluster performance measurement on one machine: horizontal scale of pull
 # nodes, relay overhead (latency and CPU per relayed stream) and the dispatch
-# API's throughput. It takes about 6 minutes and needs two cores; it is not run
+# API's throughput. It takes about 5 minutes and needs two cores; it is not run
 # in CI. See docs/bench.md#cluster.
 #
 # It builds quasipaa, starts its own redis-server on a free 127.0.0.1 port and
@@ -179,7 +179,8 @@ CLK_TCK="$(getconf CLK_TCK)"
 # pct T0 T1 TICKS: TICKS over the wall time T1-T0, in % of one core.
 pct() { awk -v a="$1" -v b="$2" -v t="$3" -v hz="$CLK_TCK" 'BEGIN {printf "%.1f", t / hz / (b - a) * 100}'; }
 
-# snapshot VAR PID...: VAR_T=now, VAR_<pid>=ticks.
+# snap TAG PID...: records the time, the machine's busy ticks and each PID's
+# ticks under TAG.
 declare -A TICKS
 snap() {
 	local tag=$1 p
@@ -399,7 +400,7 @@ func main() {
 	url := flag.String("url", "", "URL to GET")
 	workers := flag.Int("workers", 8, "concurrent keep-alive connections")
 	dur := flag.Duration("duration", 15*time.Second, "length of the run")
-	max := flag.Int64("max", 2_000_000, "at most this many requests")
+	maxRequests := flag.Int64("max", 2_000_000, "at most this many requests")
 	flag.Parse()
 	client := &http.Client{
 		Timeout:   5 * time.Second,
@@ -417,7 +418,7 @@ func main() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for time.Now().Before(deadline) && n.Add(1) <= *max {
+			for time.Now().Before(deadline) && n.Add(1) <= *maxRequests {
 				t0 := time.Now()
 				resp, err := client.Get(*url)
 				if err != nil {

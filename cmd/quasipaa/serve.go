@@ -242,6 +242,9 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 		core.WithCluster(reg, core.SelfInfo{ID: id, Roles: splitRoles(cfg), Region: cfg.Cluster.Region},
 			core.DispatchOptions{Policy: dispatch.FromConfig(cfg.Cluster)}),
 	}
+	if isCluster {
+		apiOpts = append(apiOpts, core.WithForwarding(cfg.Cluster.Secret, 0))
+	}
 	records := rec != nil && (!isCluster || cfg.Cluster.HasRole(config.RoleExchange))
 	if rec != nil {
 		apiOpts = append(apiOpts, core.WithRecordings(record.NewIndex(rec.store)))
@@ -430,6 +433,11 @@ func (n *node) run(ctx context.Context) error {
 		apiMux = http.NewServeMux()
 	}
 	n.api.Register(apiMux)
+	if n.apiLn != nil && n.cfg.Cluster.Secret != "" {
+		// The API requests other nodes' cores forward (signed) come to
+		// the HTTP listener, the node's address in the registry.
+		mux.Handle("/api/v1/", relay.RequireSecret(n.cfg.Cluster.Secret, apiMux))
+	}
 	if n.metrics != nil {
 		apiMux.Handle("GET /metrics", n.metrics.Handler())
 	}
@@ -452,7 +460,7 @@ func (n *node) run(ctx context.Context) error {
 	handler = withPrefix("/vod/", n.vod, handler)
 	handler = rejectDotSegments(handler)
 	if n.apiLn == nil {
-		handler = core.RequireKeys(n.cfg.API.Keys, n.log, handler)
+		handler = core.RequireKeys(n.cfg.API.Keys, n.log, handler, core.TrustCluster(n.cfg.Cluster.Secret))
 	}
 	handler = withCORS(n.cfg.HTTP.CORSOrigin, handler)
 	handler = withWebRTC(n.whip, n.whep, handler)
@@ -466,7 +474,7 @@ func (n *node) run(ctx context.Context) error {
 	go func() { httpErr <- servers[0].Serve(n.httpLn) }()
 	if n.apiLn != nil {
 		var apiHandler http.Handler = withConsole(apiMux)
-		apiHandler = core.RequireKeys(n.cfg.API.Keys, n.log, rejectDotSegments(apiHandler))
+		apiHandler = core.RequireKeys(n.cfg.API.Keys, n.log, rejectDotSegments(apiHandler), core.TrustCluster(n.cfg.Cluster.Secret))
 		apiHandler = withCORS(n.cfg.HTTP.CORSOrigin, apiHandler)
 		apiSrv := n.httpServer(ctx, apiHandler)
 		servers = append(servers, apiSrv)

@@ -15,7 +15,8 @@
 //	{p}lease:{kind}:{path}  string, PX ttl: JSON {"owner","since"} of one lease
 //	{p}leases:{kind}        sorted set: member path, score expiry (ms); the
 //	                        index Leases reads instead of KEYS/SCAN
-//	{p}node:{id}            string, PX ttl: the JSON Node of a heartbeat
+//	{p}node:{id}            string, PX ttl: the JSON Node of a heartbeat,
+//	                        plus "seen_ms": the server's clock (Node.Seen)
 //	{p}nodes                sorted set: member node id, score expiry (ms)
 //	{p}drain:{id}           string "1", no TTL: node id is draining
 //	{p}apps                 hash: doc (the apps JSON document), version
@@ -23,7 +24,9 @@
 // Acquire and Renew are one Lua script: a lease key held by another owner
 // is left alone; one held by the caller gets PEXPIRE; a missing one is
 // created with SET NX PX (Renew re-creates a lease lost to a Redis restart
-// or an expiry when nobody else took it). Release deletes the key only if
+// or an expiry when nobody else took it). Takeover is a compare-and-set
+// script on the owner: the key is overwritten only if the presumed-dead
+// owner still holds it (or created if missing). Release deletes the key only if
 // the caller owns it. Each claim also drops the expired members of its
 // index, and Leases/Nodes do the same before listing, so the indexes stay
 // as small as the live sets. A heartbeat on a node key that does not exist

@@ -214,6 +214,34 @@ func (m *Memory) Renew(ctx context.Context, kind, path, owner string, ttl time.D
 	return m.claim(ctx, kind, path, owner, ttl, ErrLeaseLost)
 }
 
+// Takeover implements Registry.
+func (m *Memory) Takeover(ctx context.Context, kind, path, from, to string, ttl time.Duration) (Lease, error) {
+	if err := checkLease(ctx, kind, path, to, ttl); err != nil {
+		return Lease{}, err
+	}
+	if err := checkOwner(from); err != nil {
+		return Lease{}, err
+	}
+	if err := m.lock(ctx); err != nil {
+		return Lease{}, err
+	}
+	defer m.mu.Unlock()
+	now := m.now()
+	l, ok := m.leaseLocked(kind, path, now)
+	switch {
+	case ok && l.Owner != from && l.Owner != to:
+		return l, heldError(ErrLeaseHeld, l)
+	case !ok || l.Owner != to:
+		l = Lease{Kind: kind, Path: path, Owner: to, Since: now}
+	}
+	l.Expires = now.Add(ttl)
+	if m.leases[kind] == nil {
+		m.leases[kind] = make(map[string]Lease)
+	}
+	m.leases[kind][path] = l
+	return l, nil
+}
+
 // Release implements Registry.
 func (m *Memory) Release(ctx context.Context, kind, path, owner string) error {
 	if err := checkKey(kind, path); err != nil {

@@ -147,6 +147,33 @@ redis.call('ZADD', KEYS[2], now + ttl, ARGV[4])
 return {1, cur, ttl}
 `)
 
+// takeoverScript replaces the lease held by ARGV[1] (or by nobody, or
+// already by ARGV[2]) with one held by ARGV[2].
+// KEYS: lease, index. ARGV: from, to, value to store if replaced, ttl ms, path.
+// Returns {1, value, pttl} when to holds it now, {0, value, pttl} with the
+// other holder's value otherwise.
+var takeoverScript = redis.NewScript(nowMS + `
+local ttl = tonumber(ARGV[4])
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local d = cjson.decode(cur)
+  if d.owner == ARGV[2] then
+    redis.call('PEXPIRE', KEYS[1], ttl)
+  elseif d.owner == ARGV[1] then
+    cur = ARGV[3]
+    redis.call('SET', KEYS[1], cur, 'PX', ttl)
+  else
+    return {0, cur, redis.call('PTTL', KEYS[1])}
+  end
+else
+  cur = ARGV[3]
+  redis.call('SET', KEYS[1], cur, 'PX', ttl)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[5])
+return {1, cur, ttl}
+`)
+
 // releaseScript deletes a lease if owner holds it.
 // KEYS: lease, index. ARGV: owner, path.
 var releaseScript = redis.NewScript(`
@@ -176,13 +203,17 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 `)
 
 // heartbeatScript stores a node for ttl; a node that was not alive loses
-// its old draining flag. KEYS: node, drain, index. ARGV: value, ttl ms, id.
+// its old draining flag. The stored JSON object gets a "seen_ms" member,
+// the server's clock in ms, so that the Seen of all nodes come from one
+// clock. KEYS: node, drain, index. ARGV: value (a JSON object), ttl ms, id.
 var heartbeatScript = redis.NewScript(nowMS + `
 local ttl = tonumber(ARGV[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[2])
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+local ms = t[1] .. string.format('%03d', math.floor(tonumber(t[2]) / 1000))
+local value = string.sub(ARGV[1], 1, -2) .. ',"seen_ms":' .. ms .. '}'
+redis.call('SET', KEYS[1], value, 'PX', ttl)
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 redis.call('ZADD', KEYS[3], now + ttl, ARGV[3])
 return 1
@@ -209,6 +240,14 @@ v = v + 1
 redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'version', v)
 return {1, v}
 `)
+
+// nodeValue is what a node key holds: the Node, and the Redis server's
+// clock at the heartbeat, in ms since the Unix epoch (0 if written by a
+// version that did not set it).
+type nodeValue struct {
+	Node
+	SeenMS int64 `json:"seen_ms,omitempty"`
+}
 
 // leaseValue is what a lease key holds.
 type leaseValue struct {
@@ -297,9 +336,13 @@ func (r *Redis) Nodes(ctx context.Context) ([]Node, error) {
 		if err != nil {
 			return nil, r.wrap("nodes", err)
 		}
-		var n Node
-		if err := json.Unmarshal(b, &n); err != nil {
+		var v nodeValue
+		if err := json.Unmarshal(b, &v); err != nil {
 			return nil, fmt.Errorf("cluster: redis node %q: %w", id, err)
+		}
+		n := v.Node
+		if v.SeenMS > 0 {
+			n.Seen = time.UnixMilli(v.SeenMS)
 		}
 		n.Draining = drains[i].Val() > 0
 		out = append(out, n)
@@ -348,6 +391,13 @@ func (r *Redis) claim(ctx context.Context, op, kind, path, owner string, ttl tim
 	if err != nil {
 		return Lease{}, r.wrap(op, err)
 	}
+	return r.claimResult(op, kind, path, res, now, sentinel)
+}
+
+// claimResult decodes the {won, value, pttl} reply of a claim or takeover
+// script, read at about now; sentinel is the error when another owner holds
+// the lease.
+func (r *Redis) claimResult(op, kind, path string, res []any, now time.Time, sentinel error) (Lease, error) {
 	if len(res) != 3 {
 		return Lease{}, fmt.Errorf("cluster: redis %s: unexpected reply %v", op, res)
 	}
@@ -372,6 +422,30 @@ func (r *Redis) Acquire(ctx context.Context, kind, path, owner string, ttl time.
 // Renew implements Registry.
 func (r *Redis) Renew(ctx context.Context, kind, path, owner string, ttl time.Duration) (Lease, error) {
 	return r.claim(ctx, "renew", kind, path, owner, ttl, ErrLeaseLost)
+}
+
+// Takeover implements Registry.
+func (r *Redis) Takeover(ctx context.Context, kind, path, from, to string, ttl time.Duration) (Lease, error) {
+	if err := checkLease(ctx, kind, path, to, ttl); err != nil {
+		return Lease{}, err
+	}
+	if err := checkOwner(from); err != nil {
+		return Lease{}, err
+	}
+	if err := r.begin(ctx); err != nil {
+		return Lease{}, err
+	}
+	now := time.Now()
+	fresh, err := json.Marshal(leaseValue{Owner: to, Since: now})
+	if err != nil {
+		return Lease{}, fmt.Errorf("cluster: lease value: %w", err)
+	}
+	res, err := takeoverScript.Run(ctx, r.client, []string{r.leaseKey(kind, path), r.leaseIndex(kind)},
+		from, to, fresh, ttl.Milliseconds(), path).Slice()
+	if err != nil {
+		return Lease{}, r.wrap("takeover", err)
+	}
+	return r.claimResult("takeover", kind, path, res, now, ErrLeaseHeld)
 }
 
 // Release implements Registry.

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -263,5 +264,60 @@ func TestRedisIndexesPruned(t *testing.T) {
 	want := []string{r.Prefix() + "lease:route:live/kept", r.Prefix() + "leases:route"}
 	if fmt.Sprint(keys) != fmt.Sprint(want) {
 		t.Errorf("keys left: %v, want %v", keys, want)
+	}
+}
+
+// TestRedisSeenIsServerTime: a node's Seen is the Redis server's clock at
+// its heartbeat (stored as seen_ms), so that cluster.Dead compares the
+// heartbeats of all nodes on one clock; a node value without seen_ms (an
+// older version's) keeps the Seen its writer set.
+func TestRedisSeenIsServerTime(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	r := newRedis(t, srv)
+	raw := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { _ = raw.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.Heartbeat(ctx, cluster.Node{ID: "n1", Roles: []string{cluster.RolePublish}}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	server, err := raw.Time(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored struct {
+		ID     string `json:"id"`
+		SeenMS int64  `json:"seen_ms"`
+	}
+	b, err := raw.Get(ctx, r.Prefix()+"node:n1").Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &stored); err != nil {
+		t.Fatalf("stored node %s: %v", b, err)
+	}
+	if stored.ID != "n1" || stored.SeenMS == 0 {
+		t.Fatalf("stored node %s: no seen_ms", b)
+	}
+	if d := server.Sub(time.UnixMilli(stored.SeenMS)); d < 0 || d > time.Second {
+		t.Errorf("seen_ms is %s before the server's TIME", d)
+	}
+	old := `{"id":"n0","roles":["pull"],"weight":1,"http":"","started":"2020-01-01T00:00:00Z","seen":"2020-01-01T00:00:01Z","draining":false,"load":{}}`
+	if err := raw.Set(ctx, r.Prefix()+"node:n0", old, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.ZAdd(ctx, r.Prefix()+"nodes", redis.Z{Score: float64(server.Add(time.Minute).UnixMilli()), Member: "n0"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := r.Nodes(ctx)
+	if err != nil || len(nodes) != 2 {
+		t.Fatalf("Nodes = %+v, %v", nodes, err)
+	}
+	if want := time.Date(2020, 1, 1, 0, 0, 1, 0, time.UTC); !nodes[0].Seen.Equal(want) || !nodes[0].HasRole(cluster.RolePull) {
+		t.Errorf("node without seen_ms: %+v, want Seen %s", nodes[0], want)
+	}
+	if !nodes[1].Seen.Equal(time.UnixMilli(stored.SeenMS)) || nodes[1].ID != "n1" || !nodes[1].HasRole(cluster.RolePublish) {
+		t.Errorf("Nodes()[1] = %+v, want n1 seen at %d ms", nodes[1], stored.SeenMS)
 	}
 }

@@ -128,6 +128,13 @@ type Registry interface {
 	// vanished (e.g. Redis restarted) and nobody else took it; ErrLeaseLost
 	// when another owner holds it now.
 	Renew(ctx context.Context, kind, path, owner string, ttl time.Duration) (Lease, error)
+	// Takeover atomically hands the lease kind/path held by from (a node
+	// presumed dead, see Dead) to owner to for ttl, with a new Since: a
+	// compare-and-set on the owner. When the lease vanished meanwhile it is
+	// acquired for to, and when to holds it already it is renewed. It fails
+	// with ErrLeaseHeld (and the holder's lease) when another owner than
+	// from or to holds it, so of concurrent takeovers one wins.
+	Takeover(ctx context.Context, kind, path, from, to string, ttl time.Duration) (Lease, error)
 	// Release drops owner's lease; releasing a lease one does not hold is a no-op.
 	Release(ctx context.Context, kind, path, owner string) error
 	// Lease returns the current lease kind/path; ErrNotFound when none.

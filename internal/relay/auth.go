@@ -35,19 +35,20 @@ const DefaultMaxSkew = 60 * time.Second
 var ErrUnauthorized = errors.New("relay: unauthorized")
 
 // signature computes the hex signature of a request.
-func signature(secret, method, path, node, ts string) string {
+func signature(secret, method, path, query, node, ts string) string {
 	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(method + "\n" + path + "\n" + node + "\n" + ts))
+	m.Write([]byte(method + "\n" + path + "\n" + query + "\n" + node + "\n" + ts))
 	return hex.EncodeToString(m.Sum(nil))
 }
 
 // Sign sets the authentication headers of req for node with the cluster
-// secret. The path signed is req.URL.Path.
+// secret. The path and the raw query string are signed, so a captured
+// request cannot be replayed with another query.
 func Sign(req *http.Request, secret, node string) {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req.Header.Set(HeaderNode, node)
 	req.Header.Set(HeaderTime, ts)
-	req.Header.Set(HeaderSignature, signature(secret, req.Method, req.URL.Path, node, ts))
+	req.Header.Set(HeaderSignature, signature(secret, req.Method, req.URL.Path, req.URL.RawQuery, node, ts))
 }
 
 // Verify checks the authentication headers of req and returns the node that
@@ -74,7 +75,7 @@ func Verify(req *http.Request, secret string, maxSkew time.Duration) (node strin
 	if skew > maxSkew || skew < -maxSkew {
 		return "", fmt.Errorf("%w: request time off by %s", ErrUnauthorized, skew.Round(time.Second))
 	}
-	want := signature(secret, req.Method, req.URL.Path, node, ts)
+	want := signature(secret, req.Method, req.URL.Path, req.URL.RawQuery, node, ts)
 	if !hmac.Equal([]byte(want), []byte(sig)) {
 		return "", fmt.Errorf("%w: bad signature", ErrUnauthorized)
 	}

@@ -30,7 +30,7 @@ func TestVerifyRefuses(t *testing.T) {
 	cases := map[string]func(r *http.Request) (secret string){
 		"wrong secret": func(r *http.Request) string { return "other" },
 		"empty secret": func(r *http.Request) string {
-			r.Header.Set(HeaderSignature, signature("", r.Method, r.URL.Path, "n", r.Header.Get(HeaderTime)))
+			r.Header.Set(HeaderSignature, signature("", r.Method, r.URL.Path, r.URL.RawQuery, "n", r.Header.Get(HeaderTime)))
 			r.Header.Set(HeaderNode, "n")
 			return ""
 		},
@@ -49,13 +49,13 @@ func TestVerifyRefuses(t *testing.T) {
 		"too old": func(r *http.Request) string {
 			ts := strconv.FormatInt(time.Now().Add(-61*time.Second).Unix(), 10)
 			r.Header.Set(HeaderTime, ts)
-			r.Header.Set(HeaderSignature, signature("s3cret", r.Method, r.URL.Path, r.Header.Get(HeaderNode), ts))
+			r.Header.Set(HeaderSignature, signature("s3cret", r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get(HeaderNode), ts))
 			return "s3cret"
 		},
 		"from the future": func(r *http.Request) string {
 			ts := strconv.FormatInt(time.Now().Add(61*time.Second).Unix(), 10)
 			r.Header.Set(HeaderTime, ts)
-			r.Header.Set(HeaderSignature, signature("s3cret", r.Method, r.URL.Path, r.Header.Get(HeaderNode), ts))
+			r.Header.Set(HeaderSignature, signature("s3cret", r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Get(HeaderNode), ts))
 			return "s3cret"
 		},
 	}
@@ -74,7 +74,7 @@ func TestVerifyToleratesSkewWithinBound(t *testing.T) {
 	ts := strconv.FormatInt(time.Now().Add(-50*time.Second).Unix(), 10)
 	req.Header.Set(HeaderNode, "n")
 	req.Header.Set(HeaderTime, ts)
-	req.Header.Set(HeaderSignature, signature("k", http.MethodGet, "/x", "n", ts))
+	req.Header.Set(HeaderSignature, signature("k", http.MethodGet, "/x", "", "n", ts))
 	_, err := Verify(req, "k", 0) // 0: DefaultMaxSkew
 	require.NoError(t, err)
 }
@@ -100,4 +100,14 @@ func TestRequireSecret(t *testing.T) {
 	require.Contains(t, body["error"]["message"], "missing")
 	_, ok := NodeFromContext(httptest.NewRequest(http.MethodGet, "/", nil).Context())
 	require.False(t, ok)
+}
+
+func TestVerifyRefusesAnotherQuery(t *testing.T) {
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/streams?scope=local", nil)
+	Sign(req, "k", "n")
+	_, err := Verify(req, "k", time.Minute)
+	require.NoError(t, err)
+	req.URL.RawQuery = "scope=cluster"
+	_, err = Verify(req, "k", time.Minute)
+	require.ErrorIs(t, err, ErrUnauthorized, "a signed request replayed with another query")
 }

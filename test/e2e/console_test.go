@@ -20,6 +20,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/quasipaa/quasipaa/internal/auth"
 	"github.com/quasipaa/quasipaa/web"
 )
 
@@ -128,10 +129,12 @@ func waitPlaying(t *testing.T, b *browser, protocol string) playback {
 
 // TestConsole: the console lists the stream ffmpeg publishes, plays it over
 // WHEP and over HLS (decoded frames in the video element), and shows the
-// node; with api.keys set it asks for the key and works once given it.
+// node; a stream of an app with auth: token plays once its play token is
+// pasted; with api.keys set it asks for the key and works once given it.
 func TestConsole(t *testing.T) {
 	requireTools(t, "ffmpeg", "chromium", "chromedriver")
-	s := startServer(t, `QUASIPAA_APPS=[{match: "live/*", record: true, record_segment: 1s}]`)
+	s := startServer(t, `QUASIPAA_APPS=[{match: "live/*", record: true, record_segment: 1s}, {match: "secure/*", auth: token}]`,
+		"QUASIPAA_AUTH_JWT_SECRET="+authSecret, "QUASIPAA_AUTH_FAIL_LIMIT=0")
 	publishNoBFrames(t, s.rtmpURL("live/x"))
 	b := startBrowser(t)
 	b.artefacts = consoleArtefacts(t)
@@ -232,6 +235,37 @@ func TestConsole(t *testing.T) {
 	b.screenshot("console-publish")
 
 	parent := t
+	t.Run("play token", func(t *testing.T) {
+		b.t = t
+		defer func() { b.t = parent }()
+		const path = "secure/x"
+		pub, err := auth.Mint([]byte(authSecret), auth.Claims{Path: path, Action: auth.ActionPublish}, time.Hour)
+		require.NoError(t, err)
+		play, err := auth.Mint([]byte(authSecret), auth.Claims{Path: path, Action: auth.ActionPlay}, time.Hour)
+		require.NoError(t, err)
+		publishNoBFrames(t, s.rtmpURL(path)+"?token="+pub)
+		require.Eventually(t, func() bool {
+			st, ok := getStream(s, path)
+			return ok && st.State == "live"
+		}, 15*time.Second, 200*time.Millisecond, "the publication with a token never went live")
+		b.eval(`(() => { sessionStorage.removeItem("quasipaa.playToken"); location.hash = "#/streams/` + path + `" })()`)
+		b.waitFor(`qconsole.view === "stream" && document.getElementById("play-token") !== null`, 5*time.Second)
+		// Without a token the FLV player is refused, and says why.
+		b.eval(`document.querySelector('button[data-protocol="flv"]').click()`)
+		b.waitFor(`document.getElementById("player-status").textContent.includes("needs a play token")`, 10*time.Second)
+		b.screenshot("console-token-missing")
+		// With the token pasted: FLV plays, the URLs carry it.
+		b.eval(`(() => { document.getElementById("play-token").value = ` + strconv.Quote(play) + `; document.getElementById("play-token-apply").click() })()`)
+		flv := waitPlaying(t, b, "flv")
+		require.Nil(t, flv.Error)
+		require.Equal(t, play, b.eval(`sessionStorage.getItem("quasipaa.playToken")`))
+		b.waitFor(`document.querySelector("table.urls").textContent.includes("/secure/x.flv?token=")`, 5*time.Second)
+		// And WebRTC: the player page passes ?token= on to WHEP.
+		b.eval(`document.querySelector('button[data-protocol="whep"]').click()`)
+		waitPlaying(t, b, "whep")
+		b.screenshot("console-token-whep")
+	})
+
 	t.Run("api key", func(t *testing.T) {
 		b.t = t
 		defer func() { b.t = parent }()

@@ -6,6 +6,13 @@
 // (/{app}/{stream}/ and /{app}/{stream}/publish) in a frame; HLS plays with
 // the console's own MSE player (hls.js).
 //
+// Play and publish tokens (apps with auth: token): the stream view and the
+// publish view take a pasted token (kept in sessionStorage, or given as
+// ?token= in the route: #/streams/live/cam?token=…), sent as ?token= on
+// the FLV and HLS URLs and on the built-in pages, which pass their query
+// on to the WHEP/WHIP endpoint. The console cannot mint tokens: the key
+// that signs them stays on the server.
+//
 // Test hook, window.qconsole:
 //   view        the route shown ("streams", "stream", "publish", "nodes", "recordings")
 //   protocol    the stream view's player: "whep", "hls", "flv" or ""
@@ -92,6 +99,62 @@ function safeDecode(s) {
 /** enc percent-encodes each segment of a stream path. */
 const enc = (path) => path.split("/").map(encodeURIComponent).join("/");
 
+// ---- play and publish tokens ----
+
+const TOKENS = { play: "quasipaa.playToken", publish: "quasipaa.publishToken" };
+
+/** storedToken returns the token kept for kind ("play" or "publish"), or "". */
+function storedToken(kind) {
+  try {
+    return sessionStorage.getItem(TOKENS[kind]) || "";
+  } catch (_) {
+    return "";
+  }
+}
+
+/** storeToken keeps (or with "" forgets) the token for kind in the tab. */
+function storeToken(kind, t) {
+  try {
+    if (t) sessionStorage.setItem(TOKENS[kind], t);
+    else sessionStorage.removeItem(TOKENS[kind]);
+  } catch (_) {
+    // No storage (private mode): the token lasts as long as the view.
+  }
+}
+
+/** withToken appends ?token= (or &token=) to url when token is set. */
+function withToken(url, token) {
+  if (!token) return url;
+  return url + (url.includes("?") ? "&" : "?") + new URLSearchParams({ token });
+}
+
+/**
+ * tokenForm is a token field with Apply and Clear buttons: onChange(token)
+ * is called with the new value (trimmed, "" when cleared).
+ */
+function tokenForm(id, label, value, onChange) {
+  const input = h("input", { id, type: "password", value, autocomplete: "off", spellcheck: "false", placeholder: "none", "aria-label": label });
+  const clear = h("button", { type: "button", id: id + "-clear" }, "Clear");
+  const form = h("form", { class: "row token" }, h("label", {}, label + " ", input), h("button", { type: "submit", id: id + "-apply" }, "Apply"), clear);
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    onChange(input.value.trim());
+  });
+  clear.addEventListener("click", () => {
+    input.value = "";
+    onChange("");
+  });
+  return form;
+}
+
+/** authHint adds to a player error what to do when it is an auth refusal. */
+function authHint(msg, token) {
+  if (!/HTTP 40[13]\b/.test(msg || "")) return msg;
+  return msg + (token
+    ? " — the server refused the play token (expired, or for another path or action?)."
+    : " — this stream's app needs a play token (auth: token): paste one in the Play token field.");
+}
+
 function errorText(e) {
   if (e instanceof APIError && e.status === 401) return "The API needs a key: sign in.";
   return e && e.message ? e.message : String(e);
@@ -149,7 +212,7 @@ function route() {
   let name = first || "streams";
   if (name === "streams" && rest.length >= 2) {
     name = "stream";
-    streamView(ctx, rest.map(safeDecode).join("/"));
+    streamView(ctx, rest.map(safeDecode).join("/"), query);
   } else if (views[name]) {
     views[name](ctx, query);
   } else {
@@ -169,24 +232,29 @@ function streamsView(ctx) {
   const body = h("div");
   ctx.root.append(h("h1", {}, "Live streams"), status, body);
   ctx.every(POLL_MS, async () => {
-    let list;
+    let list, errs;
     try {
-      list = (await api("/streams")).streams || [];
+      const r = await api("/streams");
+      list = r.streams || [];
+      errs = r.errors || [];
     } catch (e) {
       status.textContent = errorText(e);
       status.className = "error";
       return;
     }
     if (!ctx.alive()) return;
-    status.className = "muted";
-    status.textContent = `${list.length} stream${list.length === 1 ? "" : "s"} · updated ${new Date().toLocaleTimeString()}`;
+    // A core node of a cluster lists the streams of every node; the nodes
+    // it could not ask are in errors.
+    status.className = errs.length ? "error" : "muted";
+    status.textContent = `${list.length} stream${list.length === 1 ? "" : "s"} · updated ${new Date().toLocaleTimeString()}` +
+      (errs.length ? ` · not listed: the streams of ${errs.map((e) => `${e.node} (${e.message})`).join(", ")}` : "");
     const rows = list.map((s) => {
       const video = (s.tracks || []).find((t) => t.kind === "video");
       const audio = (s.tracks || []).find((t) => t.kind === "audio");
       const per = Object.entries(s.viewers || {}).map(([p, n]) => `${p} ${n}`).join(", ");
       const open = () => (location.hash = "#/streams/" + enc(s.path));
       return h("tr", { class: "link", "data-path": s.path, onclick: open },
-        h("td", {}, h("a", { href: "#/streams/" + enc(s.path) }, s.path)),
+        h("td", {}, h("a", { href: "#/streams/" + enc(s.path) }, s.path), s.node ? h("div", { class: "muted" }, s.node) : null),
         h("td", {}, h("span", { class: "badge " + (s.state === "live" ? "live" : "") }, s.state)),
         h("td", {}, video ? trackText(video) : "—", h("br"), h("span", { class: "muted" }, audio ? trackText(audio) : "no audio")),
         h("td", {}, bitrate(s.ingress_bitrate)),
@@ -219,17 +287,19 @@ async function rtmpHostPort() {
   return rtmpAddr;
 }
 
-function playbackURLs(path, rtmp) {
+function playbackURLs(path, rtmp, token) {
   const p = enc(path);
   const o = location.origin;
   const ws = o.replace(/^http/, "ws");
+  const t = (u) => withToken(u, token);
   return [
-    ["RTMP", `rtmp://${rtmp}/${p}`],
-    ["HTTP-FLV", `${o}/${p}.flv`],
-    ["WS-FLV", `${ws}/${p}.flv`],
-    ["HLS", `${o}/${p}/index.m3u8`],
-    ["WHEP", `${o}/${p}/whep`],
-    ["Player page", `${o}/${p}/`],
+    ["RTMP", t(`rtmp://${rtmp}/${p}`)],
+    ["HTTP-FLV", t(`${o}/${p}.flv`)],
+    ["WS-FLV", t(`${ws}/${p}.flv`)],
+    ["HLS", t(`${o}/${p}/index.m3u8`)],
+    // WHEP takes the token as Authorization: Bearer (?token= works too).
+    ["WHEP", t(`${o}/${p}/whep`)],
+    ["Player page", t(`${o}/${p}/`)],
   ];
 }
 
@@ -259,8 +329,10 @@ function viewersOf(s) {
   return Array.isArray(s.clients) ? s.clients : null;
 }
 
-function streamView(ctx, path) {
+function streamView(ctx, path, query) {
   let lastStream = null; // the last answer of GET /api/v1/streams/{path}
+  let token = (query && query.get("token")) || storedToken("play");
+  if (query && query.get("token")) storeToken("play", token);
   const player = h("div", { class: "player" });
   const playerStatus = h("p", { class: "muted", id: "player-status" });
   const buttons = {};
@@ -271,27 +343,37 @@ function streamView(ctx, path) {
   const viewers = h("div");
   const kickStatus = h("p", { id: "kick-status", class: "muted", role: "status" });
   const urls = h("div");
+  const tokenRow = tokenForm("play-token", "Play token", token, (t) => {
+    token = t;
+    storeToken("play", t);
+    showURLs();
+    play(hook.protocol || "whep");
+  });
   ctx.root.append(
     h("p", {}, h("a", { href: "#/streams" }, "← all streams")),
     h("h1", {}, path),
     h("div", { class: "grid" },
       h("section", {},
+        tokenRow,
         h("div", { class: "row", role: "group", "aria-label": "Player protocol" }, Object.values(buttons)),
         player, playerStatus,
         h("h2", {}, "Playback URLs"), urls),
       h("section", {}, info, h("h2", {}, "Viewers"), kickStatus, viewers)));
 
-  rtmpHostPort().then((rtmp) => {
-    if (!ctx.alive()) return;
-    const rows = playbackURLs(path, rtmp).map(([name, url]) =>
-      h("tr", {}, h("td", {}, name), h("td", {}, h("code", {}, url)), h("td", {}, copyButton(url))));
-    urls.replaceChildren(h("table", { class: "urls" }, h("tbody", {}, rows)));
-  });
+  function showURLs() {
+    rtmpHostPort().then((rtmp) => {
+      if (!ctx.alive()) return;
+      const rows = playbackURLs(path, rtmp, token).map(([name, url]) =>
+        h("tr", {}, h("td", {}, name), h("td", {}, h("code", {}, url)), h("td", {}, copyButton(url))));
+      urls.replaceChildren(h("table", { class: "urls" }, h("tbody", {}, rows)));
+    });
+  }
+  showURLs();
 
   // ---- the player ----
   let stopPlayer = () => {};
   const setStatus = (text, cls) => {
-    playerStatus.textContent = text;
+    playerStatus.textContent = cls === "error" ? authHint(text, token) : text;
     playerStatus.className = cls || "muted";
   };
   function play(protocol) {
@@ -301,8 +383,9 @@ function streamView(ctx, path) {
     for (const [p, b] of Object.entries(buttons)) b.setAttribute("aria-pressed", String(p === protocol));
     player.replaceChildren();
     if (protocol === "whep") {
-      // The built-in WHEP player page (package web), framed.
-      const frame = h("iframe", { src: `/${enc(path)}/`, title: "WebRTC player", allow: "autoplay; fullscreen" });
+      // The built-in WHEP player page (package web), framed; it passes its
+      // query (the token) on to the WHEP endpoint.
+      const frame = h("iframe", { src: withToken(`/${enc(path)}/`, token), title: "WebRTC player", allow: "autoplay; fullscreen" });
       player.append(frame);
       setStatus("WebRTC (WHEP) through the built-in player page; it retries by itself while the stream is not live.");
       hook.playback = () => {
@@ -315,7 +398,8 @@ function streamView(ctx, path) {
       const video = h("video", { controls: true, muted: true, autoplay: true, playsInline: true, "aria-label": "HLS video" });
       video.muted = true;
       player.append(video);
-      const hls = new HLSPlayer(video, `/${enc(path)}/index.m3u8`, (state, msg) => setStatus(msg, state === "error" ? "error" : "muted"));
+      // The server adds the token to every URI of the playlists it serves.
+      const hls = new HLSPlayer(video, withToken(`/${enc(path)}/index.m3u8`, token), (state, msg) => setStatus(msg, state === "error" ? "error" : "muted"));
       hls.start();
       hook.playback = () => videoState("hls", video, hls.state, hls.error);
       stopPlayer = () => hls.stop();
@@ -325,7 +409,7 @@ function streamView(ctx, path) {
       player.append(video);
       const v = lastStream && (lastStream.tracks || []).find((t) => t.kind === "video");
       const size = v && v.width ? { width: v.width, height: v.height } : undefined;
-      const flv = new FLVPlayer(video, `/${enc(path)}.flv`, (state, msg) => setStatus(msg, state === "error" ? "error" : "muted"), size);
+      const flv = new FLVPlayer(video, withToken(`/${enc(path)}.flv`, token), (state, msg) => setStatus(msg, state === "error" ? "error" : "muted"), size);
       flv.start();
       hook.playback = () => videoState("flv", video, flv.state, flv.error);
       stopPlayer = () => flv.stop();
@@ -375,7 +459,8 @@ function streamView(ctx, path) {
       h("td", {}, since(v.since || "")),
       h("td", {}, bytes(v.bytes_out)),
       h("td", {}, v.id && !JOBS.has(v.protocol)
-        ? h("button", { type: "button", "data-client": v.id, "data-protocol": v.protocol, onclick: (e) => kick(e.target, kickStatus, `/clients/${encodeURIComponent(v.id)}?path=${encodeURIComponent(path)}`, `${v.protocol} viewer ${v.remote_addr || v.id}`) }, "Kick")
+        ? h("button", { type: "button", "data-client": v.id, "data-protocol": v.protocol, onclick: (e) => kick(e.target, kickStatus, `/clients/${encodeURIComponent(v.id)}?path=${encodeURIComponent(path)}` +
+          (s.node ? `&node=${encodeURIComponent(s.node)}` : ""), `${v.protocol} viewer ${v.remote_addr || v.id}`) }, "Kick")
         : h("span", { class: "muted" }, "job")))), "No viewer."));
   });
 }
@@ -420,8 +505,11 @@ function publishView(ctx, query) {
   const input = h("input", { id: "publish-path", value: query.get("path") || "live/cam", required: true, "aria-label": "Stream path" });
   const start = h("button", { type: "submit", class: "primary" }, "Start");
   const stage = h("div", { class: "player" });
-  const note = h("p", { class: "muted" }, "Publishes this browser's camera and microphone over WebRTC (WHIP), with the built-in publish page.");
-  const form = h("form", { class: "row" }, h("label", {}, "Path ", input), start);
+  const note = h("p", { class: "muted" }, "Publishes this browser's camera and microphone over WebRTC (WHIP), with the built-in publish page. " +
+    "Apps with auth: token need a publish token (quasipaa token --action publish …).");
+  const token = h("input", { id: "publish-token", type: "password", value: query.get("token") || storedToken("publish"), autocomplete: "off",
+    spellcheck: "false", placeholder: "none", "aria-label": "Publish token" });
+  const form = h("form", { class: "row" }, h("label", {}, "Path ", input), h("label", {}, "Token ", token), start);
   let frame = null;
   form.addEventListener("submit", (e) => {
     e.preventDefault();
@@ -431,8 +519,11 @@ function publishView(ctx, query) {
       note.className = "error";
       return;
     }
+    const t = token.value.trim();
+    storeToken("publish", t);
     if (frame) frame.remove();
-    frame = h("iframe", { src: `/${enc(path)}/publish`, title: "WebRTC publisher", allow: "camera; microphone; autoplay" });
+    // The publish page passes its query (the token) on to the WHIP endpoint.
+    frame = h("iframe", { src: withToken(`/${enc(path)}/publish`, t), title: "WebRTC publisher", allow: "camera; microphone; autoplay" });
     stage.replaceChildren(frame);
     note.className = "muted";
     note.replaceChildren("Publishing to ", h("a", { href: "#/streams/" + enc(path) }, path), ". Leave this page to stop.");
@@ -623,6 +714,8 @@ $("login").addEventListener("cancel", (e) => e.preventDefault());
 
 $("signout").addEventListener("click", () => {
   setKey("");
+  storeToken("play", "");
+  storeToken("publish", "");
   $("signout").hidden = true;
   route();
 });

@@ -44,6 +44,8 @@ func Run(t *testing.T, newRegistry func(t *testing.T) cluster.Registry) {
 		{"Release", testRelease},
 		{"LeaseListingAndExpiry", testLeases},
 		{"ConcurrentAcquire", testConcurrentAcquire},
+		{"Takeover", testTakeover},
+		{"ConcurrentTakeover", testConcurrentTakeover},
 		{"Apps", testApps},
 		{"BadInput", testBadInput},
 		{"CanceledContext", testCanceled},
@@ -511,6 +513,120 @@ func testConcurrentAcquire(t *testing.T, r cluster.Registry) {
 	}
 }
 
+func testTakeover(t *testing.T, r cluster.Registry) {
+	c := ctx(t)
+	old, err := r.Acquire(c, cluster.KindRoute, "live/t", "dead", long)
+	must(t, "Acquire", err)
+	time.Sleep(20 * time.Millisecond)
+	before := time.Now()
+	l, err := r.Takeover(c, cluster.KindRoute, "live/t", "dead", "n2", TTL)
+	must(t, "Takeover from the holder", err)
+	if l.Kind != cluster.KindRoute || l.Path != "live/t" || l.Owner != "n2" {
+		t.Fatalf("Takeover = %+v", l)
+	}
+	if !l.Since.After(old.Since) {
+		t.Errorf("Since %s not renewed (old %s)", l.Since, old.Since)
+	}
+	near(t, "Since", l.Since, before, time.Second)
+	near(t, "Expires", l.Expires, before.Add(TTL), 200*time.Millisecond)
+	got, err := r.Lease(c, cluster.KindRoute, "live/t")
+	must(t, "Lease", err)
+	if got.Owner != "n2" {
+		t.Fatalf("Lease after Takeover = %+v", got)
+	}
+	// The former holder learns it lost the lease.
+	if lost, err := r.Renew(c, cluster.KindRoute, "live/t", "dead", long); !errors.Is(err, cluster.ErrLeaseLost) || lost.Owner != "n2" {
+		t.Fatalf("Renew by the former holder: %+v, %v; want n2's lease, ErrLeaseLost", lost, err)
+	}
+	// A takeover from a node that holds it no more fails with the holder.
+	held, err := r.Takeover(c, cluster.KindRoute, "live/t", "dead", "n3", long)
+	if !errors.Is(err, cluster.ErrLeaseHeld) || held.Owner != "n2" {
+		t.Fatalf("Takeover from a former holder: %+v, %v; want n2's lease, ErrLeaseHeld", held, err)
+	}
+	// By the new holder it renews (a retried takeover) and keeps Since.
+	again, err := r.Takeover(c, cluster.KindRoute, "live/t", "dead", "n2", long)
+	must(t, "Takeover by the holder", err)
+	near(t, "Since kept", again.Since, l.Since, 5*time.Millisecond)
+	near(t, "Expires extended", again.Expires, time.Now().Add(long), time.Second)
+	got, err = r.Lease(c, cluster.KindRoute, "live/t")
+	must(t, "Lease", err)
+	if got.Owner != "n2" {
+		t.Fatalf("the losing Takeover changed the lease: %+v", got)
+	}
+
+	// A lease that vanished is acquired, and listed until it expires.
+	l, err = r.Takeover(c, cluster.KindRecord, "live/gone", "dead", "n2", TTL)
+	must(t, "Takeover of a missing lease", err)
+	if l.Owner != "n2" {
+		t.Fatalf("Takeover of a missing lease = %+v", l)
+	}
+	ls, err := r.Leases(c, cluster.KindRecord)
+	must(t, "Leases", err)
+	if fmt.Sprint(paths(ls)) != "[live/gone]" || ls[0].Owner != "n2" {
+		t.Fatalf("Leases(record) after Takeover = %+v", ls)
+	}
+	eventually(t, TTL+slack, "taken-over lease expires unless renewed", func() (bool, string) {
+		ls, err := r.Leases(c, cluster.KindRecord)
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(ls) == 0, fmt.Sprint(paths(ls))
+	})
+	if _, err := r.Renew(c, cluster.KindRecord, "live/gone", "n2", long); err != nil {
+		t.Fatalf("Renew of the taken-over lease: %v", err)
+	}
+}
+
+func testConcurrentTakeover(t *testing.T, r cluster.Registry) {
+	c := ctx(t)
+	_, err := r.Acquire(c, cluster.KindRecord, "live/race", "dead", long)
+	must(t, "Acquire", err)
+	const n = 20
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		winners []string
+		holders = map[string]int{}
+		others  []error
+	)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			owner := fmt.Sprintf("node-%02d", i)
+			<-start
+			l, err := r.Takeover(c, cluster.KindRecord, "live/race", "dead", owner, long)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && l.Owner == owner:
+				winners = append(winners, owner)
+			case errors.Is(err, cluster.ErrLeaseHeld):
+				holders[l.Owner]++
+			default:
+				others = append(others, fmt.Errorf("%s: %+v, %v", owner, l, err))
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if len(others) > 0 {
+		t.Fatalf("unexpected results: %v", others)
+	}
+	if len(winners) != 1 {
+		t.Fatalf("%d winners (%v), want exactly one", len(winners), winners)
+	}
+	if len(holders) != 1 || holders[winners[0]] != n-1 {
+		t.Fatalf("losers saw holders %v, want %s %d times", holders, winners[0], n-1)
+	}
+	l, err := r.Lease(c, cluster.KindRecord, "live/race")
+	must(t, "Lease", err)
+	if l.Owner != winners[0] {
+		t.Fatalf("Lease owner %q, winner %q", l.Owner, winners[0])
+	}
+}
+
 func testApps(t *testing.T, r cluster.Registry) {
 	c := ctx(t)
 	doc, v, err := r.Apps(c)
@@ -592,6 +708,10 @@ func testBadInput(t *testing.T, r cluster.Registry) {
 		"Acquire without owner":    second(r.Acquire(c, cluster.KindRoute, "p", "", long)),
 		"Acquire with a huge path": second(r.Acquire(c, cluster.KindRoute, string(make([]byte, 5000)), "n", long)),
 		"Renew without owner":      second(r.Renew(c, cluster.KindRoute, "p", "", long)),
+		"Takeover without from":    second(r.Takeover(c, cluster.KindRoute, "p", "", "n", long)),
+		"Takeover without to":      second(r.Takeover(c, cluster.KindRoute, "p", "n", "", long)),
+		"Takeover with ttl 0":      second(r.Takeover(c, cluster.KindRoute, "p", "m", "n", 0)),
+		"Takeover without path":    second(r.Takeover(c, cluster.KindRoute, "", "m", "n", long)),
 		"Acquire with a bad owner": second(r.Acquire(c, cluster.KindRoute, "p", "n\xff", long)),
 		"Heartbeat with a bad ID":  r.Heartbeat(c, node("n\xff"), long),
 		"Lease without path":       second(r.Lease(c, cluster.KindRoute, "")),
@@ -647,6 +767,7 @@ func testCanceled(t *testing.T, r cluster.Registry) {
 		"Nodes":     second(r.Nodes(c)),
 		"Acquire":   second(r.Acquire(c, cluster.KindRoute, "p", "n", long)),
 		"Renew":     second(r.Renew(c, cluster.KindRoute, "p", "n", long)),
+		"Takeover":  second(r.Takeover(c, cluster.KindRoute, "p", "m", "n", long)),
 		"Lease":     second(r.Lease(c, cluster.KindRoute, "p")),
 		"Leases":    second(r.Leases(c, cluster.KindRoute)),
 		"Apps":      third(r.Apps(c)),
@@ -674,6 +795,7 @@ func testClose(t *testing.T, r cluster.Registry) {
 		"SetDraining": r.SetDraining(c, "n", true),
 		"Acquire":     second(r.Acquire(c, cluster.KindRoute, "p", "n", long)),
 		"Renew":       second(r.Renew(c, cluster.KindRoute, "p", "n", long)),
+		"Takeover":    second(r.Takeover(c, cluster.KindRoute, "p", "m", "n", long)),
 		"Release":     r.Release(c, cluster.KindRoute, "p", "n"),
 		"Lease":       second(r.Lease(c, cluster.KindRoute, "p")),
 		"Leases":      second(r.Leases(c, cluster.KindRoute)),

@@ -22,6 +22,7 @@ type API struct {
 	start      time.Time
 	recordings *record.Index
 	cluster    *clusterAPI
+	fwd        *forwarder
 	apps       *apps.Store
 	node       string
 	version    string

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/quasipaa/quasipaa/internal/config"
+	"github.com/quasipaa/quasipaa/internal/relay"
 )
 
 // keyNameKey is the context key of the API key's name.
@@ -36,7 +37,16 @@ var publicPaths = map[string]bool{"/api/v1/openapi.json": true}
 // (raw or percent-encoded) is refused with 400 bad_request, before
 // ServeMux would redirect it to its cleaned form: a DELETE never lands on
 // another resource than the one written.
-func RequireKeys(keys []config.APIKey, log *slog.Logger, next http.Handler) http.Handler {
+//
+// With TrustCluster(secret), a request signed by another node with the
+// cluster secret (relay.Sign: a forwarded API request) is let through as
+// admin without a key, its KeyName "node:ID"; a request whose signature
+// does not verify still needs a key.
+func RequireKeys(keys []config.APIKey, log *slog.Logger, next http.Handler, opts ...KeysOption) http.Handler {
+	var o keysOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	if len(keys) == 0 {
 		return canonicalPaths(next)
 	}
@@ -57,6 +67,13 @@ func RequireKeys(keys []config.APIKey, log *slog.Logger, next http.Handler) http
 	return canonicalPaths(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !isAPI(r.URL.Path) || publicPaths[r.URL.Path] {
 			next.ServeHTTP(w, r)
+			return
+		}
+		if node, ok := o.signedBy(r); ok {
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				log.Info("API admin request", "key", "node:"+node, "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyNameKey{}, "node:"+node)))
 			return
 		}
 		token, ok := bearer(r.Header.Get("Authorization"))
@@ -86,6 +103,30 @@ func RequireKeys(keys []config.APIKey, log *slog.Logger, next http.Handler) http
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyNameKey{}, e.name)))
 	}))
+}
+
+// KeysOption configures RequireKeys.
+type KeysOption func(*keysOptions)
+
+type keysOptions struct {
+	secret string
+}
+
+// TrustCluster lets the requests signed with the cluster secret (by
+// another node, see relay.Sign) through RequireKeys as admin. An empty
+// secret trusts nobody.
+func TrustCluster(secret string) KeysOption {
+	return func(o *keysOptions) { o.secret = secret }
+}
+
+// signedBy returns the node that signed r when r carries a signature that
+// verifies with the cluster secret.
+func (o keysOptions) signedBy(r *http.Request) (string, bool) {
+	if o.secret == "" || r.Header.Get(relay.HeaderSignature) == "" {
+		return "", false
+	}
+	node, err := relay.Verify(r, o.secret, relay.DefaultMaxSkew)
+	return node, err == nil
 }
 
 func isAPI(p string) bool { return strings.HasPrefix(p, "/api/v1/") || p == "/api/v1" }

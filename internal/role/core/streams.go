@@ -76,10 +76,15 @@ type StreamJSON struct {
 // StreamsJSON is the answer of GET /api/v1/streams.
 type StreamsJSON struct {
 	Streams []StreamJSON `json:"streams"`
-	// Total is the number of streams on the node; Offset and Limit are the page.
+	// Total is the number of streams listed (on the node, or in the
+	// cluster); Offset and Limit are the page.
 	Total  int `json:"total"`
 	Offset int `json:"offset"`
 	Limit  int `json:"limit"`
+	// Scope is ScopeLocal or ScopeCluster.
+	Scope string `json:"scope"`
+	// Errors are the nodes a cluster list could not ask.
+	Errors []NodeErrorJSON `json:"errors,omitempty"`
 }
 
 func (a *API) streamJSON(info hub.StreamInfo, now time.Time) StreamJSON {
@@ -159,16 +164,39 @@ func (a *API) listStreams(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	now := time.Now()
-	infos := a.hub.Summaries()
-	out := StreamsJSON{Total: len(infos), Offset: offset, Limit: limit}
-	page := infos[min(offset, len(infos)):]
-	page = page[:min(limit, len(page))]
-	out.Streams = make([]StreamJSON, 0, len(page))
-	for _, info := range page {
-		out.Streams = append(out.Streams, a.streamJSON(info, now))
+	scope := ScopeLocal
+	switch q := r.URL.Query().Get("scope"); {
+	case q != "" && q != ScopeLocal && q != ScopeCluster:
+		WriteError(w, http.StatusBadRequest, "bad_request", "scope must be local or cluster, got "+strconv.Quote(q))
+		return
+	case q == ScopeCluster && !a.forwards(r) && !forwarded(r):
+		WriteError(w, http.StatusBadRequest, "bad_request", "scope=cluster needs a core node of a cluster (cluster.secret set)")
+		return
+	case q != ScopeLocal && a.forwards(r):
+		scope = ScopeCluster
 	}
-	WriteJSON(w, http.StatusOK, out)
+	var all []StreamJSON
+	var errs []NodeErrorJSON
+	if scope == ScopeCluster {
+		var err error
+		if all, errs, err = a.clusterStreams(r); err != nil {
+			registryError(w, err)
+			return
+		}
+	} else {
+		now := time.Now()
+		infos := a.hub.Summaries()
+		all = make([]StreamJSON, 0, len(infos))
+		for _, info := range infos {
+			all = append(all, a.streamJSON(info, now))
+		}
+	}
+	page := all[min(offset, len(all)):]
+	page = page[:min(limit, len(page))]
+	if page == nil {
+		page = []StreamJSON{}
+	}
+	WriteJSON(w, http.StatusOK, StreamsJSON{Streams: page, Total: len(all), Offset: offset, Limit: limit, Scope: scope, Errors: errs})
 }
 
 // streamPath reads and validates the {path...} of a streams URL, answering
@@ -187,19 +215,52 @@ func (a *API) getStream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	info, ok := a.hub.Stream(path)
+	node, ok := a.nodeParam(w, r)
 	if !ok {
-		WriteError(w, http.StatusNotFound, "stream_not_found", "no live stream at path "+path)
 		return
 	}
-	WriteJSON(w, http.StatusOK, a.streamJSON(info, time.Now()))
+	if node != "" {
+		a.forwardTo(w, r, node)
+		return
+	}
+	if info, ok := a.hub.Stream(path); ok {
+		WriteJSON(w, http.StatusOK, a.streamJSON(info, time.Now()))
+		return
+	}
+	if a.forwards(r) {
+		owner, err := a.routeOwner(r.Context(), path)
+		if err != nil {
+			registryError(w, err)
+			return
+		}
+		if owner != "" {
+			a.forwardTo(w, r, owner)
+			return
+		}
+	}
+	WriteError(w, http.StatusNotFound, "stream_not_found", "no live stream at path "+path)
 }
 
 // kickStream ends the stream: its publisher and viewers are disconnected.
+// On a core node of a cluster, a stream routed to another node is ended
+// there (a copy relayed here ends with it).
 func (a *API) kickStream(w http.ResponseWriter, r *http.Request) {
 	path, ok := streamPath(w, r)
 	if !ok {
 		return
+	}
+	if a.forwards(r) {
+		owner, err := a.routeOwner(r.Context(), path)
+		if err != nil {
+			if _, local := a.hub.Stream(path); !local {
+				registryError(w, err)
+				return
+			}
+		}
+		if owner != "" {
+			a.forwardTo(w, r, owner)
+			return
+		}
 	}
 	if err := a.hub.End(path); err != nil {
 		WriteError(w, http.StatusNotFound, "stream_not_found", "no live stream at path "+path)
@@ -210,11 +271,26 @@ func (a *API) kickStream(w http.ResponseWriter, r *http.Request) {
 }
 
 // kickClient disconnects one publisher or viewer by its id, in the stream
-// ?path= when given (direct), else in whichever stream has it.
+// ?path= when given (direct), else in whichever stream has it; on the node
+// ?node= when given (forwarded there).
 func (a *API) kickClient(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if id == "" || len(id) > maxClientIDLen {
 		WriteError(w, http.StatusBadRequest, "bad_request", "client id must be 1.."+strconv.Itoa(maxClientIDLen)+" characters")
+		return
+	}
+	node, ok := a.nodeParam(w, r)
+	if !ok {
+		return
+	}
+	if node != "" {
+		if p := r.URL.Query().Get("path"); p != "" {
+			if err := streampath.Validate(p); err != nil {
+				WriteError(w, http.StatusBadRequest, "bad_request", "path: "+err.Error())
+				return
+			}
+		}
+		a.forwardTo(w, r, node)
 		return
 	}
 	path := r.URL.Query().Get("path")

@@ -26,8 +26,9 @@ type JobsOptions struct {
 	Registry cluster.Registry
 	// NodeID is this node's ID, the owner of the leases it claims.
 	NodeID string
-	// TTL is the lifetime of a job lease (cluster.ttl, default 10 s): a
-	// dead owner's jobs are taken over after at most this long.
+	// TTL is the lifetime of a job lease and of a heartbeat (cluster.ttl,
+	// default 10 s): a dead owner's jobs are taken over once it has been
+	// silent for ⅔ of it (cluster.Dead), and at most this long after.
 	TTL time.Duration
 	// Pinner brings a stream whose job this node runs into the local hub
 	// (nil: streams are local, the single-node case). It is not asked for
@@ -60,15 +61,17 @@ var (
 
 // Jobs claims the per-stream jobs of the cluster's live streams under
 // leases, runs the ones it holds and hands them over when it dies: a job
-// whose owner stops renewing is claimed by another exchange node once the
-// lease expires.
+// whose owner is presumed dead (cluster.Dead: no heartbeat for ⅔ of the
+// TTL) is taken over by another exchange node (Registry.Takeover) without
+// waiting for its lease to expire, and one whose owner stops renewing is
+// claimed once the lease expires.
 //
 // Spreading: a node claims a free job only while it holds fewer jobs than
 // its fair share, ceil(jobs wanted in the cluster / live exchange nodes),
 // counted from the registry at each poll. A job of a stream for which it
 // already runs another job is always claimed, and one whose stream's other
-// job runs on another node is left to that node (one relay upstream serves
-// both). A job still free after a TTL is claimed by any node, whatever
+// job runs on another live node is left to that node (one relay upstream
+// serves both). A job of a dead owner counts as free. A job still free after a TTL is claimed by any node, whatever
 // its share (a node over its share is better than no node). Races for one
 // lease are settled by Acquire.
 type Jobs struct {
@@ -201,6 +204,26 @@ func (j *Jobs) poll(ctx context.Context) {
 	}
 	j.dropEnded(live, wanted, now)
 
+	// The live exchange nodes share the jobs. A node silent for two thirds
+	// of the TTL is presumed dead (its heartbeat key outlives it by up to
+	// a TTL) and its jobs are free, unless this node's own view of the
+	// registry is stale (it is not listed, or is silent itself).
+	exchanges := 1
+	dead := func(string) bool { return false }
+	if nodes, err := j.opts.Registry.Nodes(cctx); err == nil {
+		n := 0
+		for i := range nodes {
+			alive := nodes[i].ID == j.opts.NodeID || !cluster.Dead(nodes, nodes[i].ID, j.opts.TTL)
+			if nodes[i].HasRole(cluster.RoleExchange) && !nodes[i].Draining && alive {
+				n++
+			}
+		}
+		exchanges = max(n, 1)
+		if !cluster.Dead(nodes, j.opts.NodeID, j.opts.TTL) {
+			dead = func(id string) bool { return id != j.opts.NodeID && cluster.Dead(nodes, id, j.opts.TTL) }
+		}
+	}
+
 	owners := map[jobKey]string{}
 	for kind := range kinds {
 		leases, err := j.opts.Registry.Leases(cctx, kind)
@@ -212,25 +235,12 @@ func (j *Jobs) poll(ctx context.Context) {
 			owners[jobKey{l.Kind, l.Path}] = l.Owner
 		}
 	}
-	exchanges := 1
-	if nodes, err := j.opts.Registry.Nodes(cctx); err == nil {
-		n := 0
-		for i := range nodes {
-			// A node silent for two thirds of the TTL is presumed dead
-			// (its heartbeat key outlives it by up to a TTL).
-			fresh := now.Sub(nodes[i].Seen) < 2*j.opts.TTL/3
-			if nodes[i].HasRole(cluster.RoleExchange) && !nodes[i].Draining && (fresh || nodes[i].ID == j.opts.NodeID) {
-				n++
-			}
-		}
-		exchanges = max(n, 1)
-	}
 	fair := (len(wanted) + exchanges - 1) / exchanges
 
 	// Claim in a stable order: by path, then kind.
 	free := make([]jobKey, 0, len(wanted))
 	for k := range wanted {
-		if owner := owners[k]; owner == "" || (owner == j.opts.NodeID && !j.holds(k)) {
+		if owner := owners[k]; owner == "" || (owner == j.opts.NodeID && !j.holds(k)) || dead(owner) {
 			free = append(free, k)
 		}
 	}
@@ -240,9 +250,9 @@ func (j *Jobs) poll(ctx context.Context) {
 		}
 		return free[a].kind < free[b].kind
 	})
-	pathOwner := map[string]string{} // another node running a job of the path
+	pathOwner := map[string]string{} // another live node running a job of the path
 	for k, owner := range owners {
-		if owner != j.opts.NodeID && wanted[k] {
+		if owner != j.opts.NodeID && wanted[k] && !dead(owner) {
 			pathOwner[k.path] = owner
 		}
 	}
@@ -267,7 +277,11 @@ func (j *Jobs) poll(ctx context.Context) {
 		if !mine && !stale && j.count() >= fair {
 			continue
 		}
-		j.claim(ctx, k, publisher[k.path])
+		from := ""
+		if dead(owners[k]) {
+			from = owners[k]
+		}
+		j.claim(ctx, k, publisher[k.path], from)
 	}
 	for k := range j.freeSince {
 		if !seen[k] {
@@ -301,11 +315,20 @@ func (j *Jobs) count() int {
 	return len(j.held)
 }
 
-// claim acquires k and starts the job; routeOwner is the node publishing the stream.
-func (j *Jobs) claim(ctx context.Context, k jobKey, routeOwner string) {
+// claim acquires k, or takes it over from the dead node from when from is
+// not empty, and starts the job; routeOwner is the node publishing the stream.
+func (j *Jobs) claim(ctx context.Context, k jobKey, routeOwner, from string) {
 	ctx, cancel := context.WithTimeout(ctx, j.callTimeout())
 	defer cancel()
-	l, err := j.opts.Registry.Acquire(ctx, k.kind, k.path, j.opts.NodeID, j.opts.TTL)
+	var (
+		l   cluster.Lease
+		err error
+	)
+	if from != "" {
+		l, err = j.opts.Registry.Takeover(ctx, k.kind, k.path, from, j.opts.NodeID, j.opts.TTL)
+	} else {
+		l, err = j.opts.Registry.Acquire(ctx, k.kind, k.path, j.opts.NodeID, j.opts.TTL)
+	}
 	if err != nil {
 		if !errors.Is(err, cluster.ErrLeaseHeld) {
 			j.log.Warn("cannot claim job", "kind", k.kind, "stream", k.path, "err", err)
@@ -319,6 +342,10 @@ func (j *Jobs) claim(ctx context.Context, k jobKey, routeOwner string) {
 	j.mu.Lock()
 	j.held[k] = jb
 	j.mu.Unlock()
+	if from != "" {
+		j.log.Info("job taken over from dead node "+from, "kind", k.kind, "stream", k.path, "from", from)
+		return
+	}
 	j.log.Info("job claimed", "kind", k.kind, "stream", k.path)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -144,20 +145,44 @@ func (l *jobLog) check(t *testing.T) {
 
 const testTTL = 600 * time.Millisecond
 
-// node runs one exchange node's Jobs on its own view of reg.
+// node runs one exchange node's Jobs on its own view of reg, and its
+// heartbeats (Leave when stopped) while it is not cut off. They come every
+// TTL/6 rather than every TTL/3 like cluster.Heartbeater's: with the short
+// test TTL, a heartbeat late by a sixth of it on a loaded machine would
+// otherwise make a live node look dead (silent for ⅔ TTL).
 type jobsNode struct {
 	id     string
 	reg    *partitionable
 	jobs   *Jobs
 	cancel context.CancelFunc
 	done   chan error
+	beats  chan struct{} // closed when the heartbeat loop ended
 }
 
 func startJobsNode(t *testing.T, reg cluster.Registry, id string, l *jobLog, wants []string, opts ...func(*JobsOptions)) *jobsNode {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &jobsNode{id: id, reg: &partitionable{Registry: reg}, cancel: cancel, done: make(chan error, 1)}
-	require.NoError(t, reg.Heartbeat(ctx, cluster.Node{ID: id, Roles: []string{cluster.RoleExchange}}, time.Minute))
+	n := &jobsNode{id: id, reg: &partitionable{Registry: reg}, cancel: cancel, done: make(chan error, 1), beats: make(chan struct{})}
+	self := cluster.Node{ID: id, Roles: []string{cluster.RoleExchange}}
+	require.NoError(t, reg.Heartbeat(ctx, self, testTTL))
+	go func() {
+		defer close(n.beats)
+		tick := time.NewTicker(testTTL / 6)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				if !n.reg.cut.Load() {
+					_ = reg.Leave(context.Background(), id)
+				}
+				return
+			case <-tick.C:
+				if !n.reg.cut.Load() {
+					_ = reg.Heartbeat(ctx, self, testTTL)
+				}
+			}
+		}
+	}()
 	o := JobsOptions{
 		Registry: n.reg,
 		NodeID:   id,
@@ -179,7 +204,17 @@ func startJobsNode(t *testing.T, reg cluster.Registry, id string, l *jobLog, wan
 func (n *jobsNode) stop() {
 	n.cancel()
 	<-n.done
+	<-n.beats
 	n.done <- nil // stop may be called again
+}
+
+// registered heartbeats ids as exchange nodes, so that the first of
+// several nodes started does not see itself alone and claim every job.
+func registered(t *testing.T, reg cluster.Registry, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		require.NoError(t, reg.Heartbeat(context.Background(), cluster.Node{ID: id, Roles: []string{cluster.RoleExchange}}, testTTL))
+	}
 }
 
 func routeUp(t *testing.T, reg cluster.Registry, path string) {
@@ -231,7 +266,8 @@ func TestJobsClaimOnceTakeoverRelease(t *testing.T) {
 	assert.Empty(t, nodes[other].jobs.Held())
 
 	// The owner dies: cut off from the registry, then stopped; it neither
-	// renews nor releases. The other node takes over once the leases expire.
+	// heartbeats, renews nor releases. The other node takes over once the
+	// owner has been silent for ⅔ of the TTL.
 	killed := time.Now()
 	nodes[owner].reg.cut.Store(true)
 	nodes[owner].stop()
@@ -241,8 +277,9 @@ func TestJobsClaimOnceTakeoverRelease(t *testing.T) {
 		return l.runner("hls/live/a") == other && l.runner("record/live/a") == other
 	}, 3*time.Second, 10*time.Millisecond)
 	took := time.Since(killed)
-	// The last renewal came at most TTL/3 + a poll before the kill.
-	assert.GreaterOrEqual(t, took, testTTL/3, "not before the lease expired")
+	// The last heartbeat came at most TTL/3 (and a little scheduling
+	// delay) before the kill.
+	assert.GreaterOrEqual(t, took, testTTL/3-50*time.Millisecond, "not before the owner was silent for ⅔ TTL")
 	assert.Less(t, took, testTTL+time.Second, "within TTL + a few polls")
 	assert.Equal(t, other, leaseOwner(reg, cluster.KindRecord, "live/a"))
 
@@ -268,6 +305,7 @@ func TestJobsSpreadAndShutdownRelease(t *testing.T) {
 	for _, p := range paths {
 		routeUp(t, reg, p)
 	}
+	registered(t, reg, "ex-a", "ex-b")
 	a := startJobsNode(t, reg, "ex-a", l, []string{cluster.KindHLS})
 	b := startJobsNode(t, reg, "ex-b", l, []string{cluster.KindHLS})
 	require.Eventually(t, func() bool {
@@ -282,9 +320,9 @@ func TestJobsSpreadAndShutdownRelease(t *testing.T) {
 	assert.Len(t, a.jobs.Held(), 2, "fair share of 4 jobs on 2 nodes")
 	assert.Len(t, b.jobs.Held(), 2, "fair share of 4 jobs on 2 nodes")
 
-	// A graceful stop releases the leases at once; a's heartbeat (sent once,
-	// at its start) is older than two thirds of the TTL, so b counts itself
-	// as the only exchange node and takes a's jobs within a TTL.
+	// A graceful stop releases the leases at once and leaves the registry,
+	// so b counts itself as the only exchange node and takes a's jobs
+	// within a TTL.
 	stopped := time.Now()
 	a.stop()
 	for _, p := range paths {
@@ -340,5 +378,103 @@ func TestJobsRouteGraceAndLocalPublisher(t *testing.T) {
 	assert.GreaterOrEqual(t, time.Since(gone), time.Second)
 	require.Eventually(t, func() bool { return l.get(l.pins, "ex-a live/a") == 0 }, time.Second, 10*time.Millisecond)
 	assert.Empty(t, a.jobs.Held())
+	l.check(t)
+}
+
+// logSink is a log destination safe for concurrent writes.
+type logSink struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *logSink) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// owners lists kind/path owner of leases.
+func owners(ls []cluster.Lease) []string {
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		out[i] = l.Kind + "/" + l.Path + " " + l.Owner
+	}
+	return out
+}
+
+// The jobs of an owner presumed dead (silent for ⅔ of the TTL) are taken
+// over at once, although its leases would last for an hour, and the
+// survivor's fair share grows to all the jobs.
+func TestJobsTakeOverFromDeadOwner(t *testing.T) {
+	reg := cluster.NewMemory()
+	defer reg.Close()
+	l := newJobLog()
+	var logs logSink
+	withLogs := func(o *JobsOptions) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) }
+	paths := []string{"live/1", "live/2"}
+	for _, p := range paths {
+		routeUp(t, reg, p)
+	}
+	kinds := []string{cluster.KindHLS, cluster.KindRecord}
+	registered(t, reg, "ex-a", "ex-b")
+	a := startJobsNode(t, reg, "ex-a", l, kinds, withLogs)
+	b := startJobsNode(t, reg, "ex-b", l, kinds, withLogs)
+	nodes := map[string]*jobsNode{"ex-a": a, "ex-b": b}
+	all := func(node string) bool {
+		for _, p := range paths {
+			for _, k := range kinds {
+				if l.runner(k+"/"+p) != node {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	require.Eventually(t, func() bool { return len(a.jobs.Held())+len(b.jobs.Held()) == 4 },
+		3*time.Second, 10*time.Millisecond, "every job claimed")
+	// Both live: nothing moves over several TTLs (two each, unless one
+	// node was slow to start and the other took the jobs left free).
+	heldA, heldB := a.jobs.Held(), b.jobs.Held()
+	time.Sleep(2 * testTTL)
+	require.Equal(t, owners(heldA), owners(a.jobs.Held()))
+	require.Equal(t, owners(heldB), owners(b.jobs.Held()))
+	assert.NotContains(t, logs.String(), "taken over")
+
+	victim, survivor := "ex-a", "ex-b"
+	if len(heldB) > len(heldA) {
+		victim, survivor = survivor, victim
+	}
+	lost := nodes[victim].jobs.Held()
+	killed := time.Now()
+	nodes[victim].reg.cut.Store(true)
+	nodes[victim].stop()
+	// Its leases outlive it by far: only the dead-node detection can move
+	// the jobs before the end of the test.
+	for _, ls := range lost {
+		_, err := reg.Renew(context.Background(), ls.Kind, ls.Path, victim, time.Hour)
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return all(survivor) }, 3*testTTL, 10*time.Millisecond)
+	took := time.Since(killed)
+	assert.GreaterOrEqual(t, took, testTTL/3-50*time.Millisecond, "not before the victim was silent for ⅔ TTL")
+	assert.Less(t, took, testTTL+time.Second, "⅔ TTL after the last heartbeat, plus a few polls")
+	t.Logf("jobs taken over %s after the owner died (TTL %s)", took.Round(time.Millisecond), testTTL)
+	for _, ls := range lost {
+		got, err := reg.Lease(context.Background(), ls.Kind, ls.Path)
+		require.NoError(t, err)
+		assert.Equal(t, survivor, got.Owner)
+		assert.True(t, got.Since.After(killed), "a new lease")
+		assert.Less(t, time.Until(got.Expires), testTTL+time.Millisecond, "with the survivor's TTL")
+		assert.Contains(t, logs.String(), "job taken over from dead node "+victim)
+	}
+	assert.Len(t, nodes[survivor].jobs.Held(), 4)
+	assert.Equal(t, 1, l.get(l.pins, survivor+" live/1"))
+	assert.Equal(t, 1, l.get(l.pins, survivor+" live/2"))
 	l.check(t)
 }

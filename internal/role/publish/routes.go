@@ -17,7 +17,8 @@ import (
 // pull nodes know where to relay it from. A lease is taken when a publisher
 // is admitted, renewed while the stream is in the hub (its grace period
 // included) and released when the stream ends; if the node dies, it expires
-// after the TTL.
+// after the TTL, or is taken over sooner by the node where the publisher
+// comes back, once the dead node has been silent for ⅔ of the TTL.
 type Routes struct {
 	reg  cluster.Registry
 	node string
@@ -36,11 +37,21 @@ func NewRoutes(reg cluster.Registry, node string, ttl time.Duration, h *hub.Hub,
 
 // Claim takes the route of path for this node. It fails with an error
 // wrapping hub.ErrStreamBusy when another node holds it, so protocols refuse
-// the publisher as they refuse a busy stream.
+// the publisher as they refuse a busy stream. A route held by a node
+// presumed dead (cluster.Dead: silent for ⅔ of the TTL) is taken over at
+// once rather than when it expires, so that an encoder republishing to
+// this node after its node crashed is not refused for up to a TTL.
 func (r *Routes) Claim(ctx context.Context, path string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	l, err := r.reg.Acquire(ctx, cluster.KindRoute, path, r.node, r.ttl)
+	if errors.Is(err, cluster.ErrLeaseHeld) && r.dead(ctx, l.Owner) {
+		from := l.Owner
+		l, err = r.reg.Takeover(ctx, cluster.KindRoute, path, from, r.node, r.ttl)
+		if err == nil {
+			r.log.Info("route taken over from dead node "+from, "stream", path, "from", from)
+		}
+	}
 	switch {
 	case errors.Is(err, cluster.ErrLeaseHeld):
 		return fmt.Errorf("%w: published on node %s", hub.ErrStreamBusy, l.Owner)
@@ -51,6 +62,19 @@ func (r *Routes) Claim(ctx context.Context, path string) error {
 	r.held[path] = true
 	r.mu.Unlock()
 	return nil
+}
+
+// dead reports whether node is presumed dead (cluster.Dead). It says no
+// when the registry cannot be read, or when it does not list this node
+// itself: its view is not trustworthy then (e.g. Redis restarted and the
+// heartbeats are not all back).
+func (r *Routes) dead(ctx context.Context, node string) bool {
+	nodes, err := r.reg.Nodes(ctx)
+	if err != nil {
+		r.log.Warn("cannot list nodes to check a route's holder", "holder", node, "err", err)
+		return false
+	}
+	return !cluster.Dead(nodes, r.node, r.ttl) && cluster.Dead(nodes, node, r.ttl)
 }
 
 // Held returns the paths whose route this node holds.

@@ -1,0 +1,34 @@
+package cluster_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/quasipaa/quasipaa/internal/cluster"
+)
+
+func TestDead(t *testing.T) {
+	const ttl = 9 * time.Second
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	nodes := []cluster.Node{
+		{ID: "fresh", Seen: base},
+		{ID: "late", Seen: base.Add(-6 * time.Second)},                    // exactly ⅔ ttl behind: alive
+		{ID: "silent", Seen: base.Add(-6*time.Second - time.Millisecond)}, // just over
+		{ID: "ahead", Seen: base.Add(-time.Second)},
+	}
+	cases := map[string]bool{"fresh": false, "late": false, "silent": true, "ahead": false, "absent": true}
+	for id, want := range cases {
+		if got := cluster.Dead(nodes, id, ttl); got != want {
+			t.Errorf("Dead(%q) = %v, want %v", id, got, want)
+		}
+	}
+	// Only heartbeats are compared: a listing where every node is silent
+	// (as seen from a skewed local clock) presumes none dead.
+	old := []cluster.Node{{ID: "a", Seen: base.Add(-time.Hour)}, {ID: "b", Seen: base.Add(-time.Hour - time.Second)}}
+	if cluster.Dead(old, "a", ttl) || cluster.Dead(old, "b", ttl) {
+		t.Error("nodes within ⅔ ttl of the newest heartbeat presumed dead")
+	}
+	if !cluster.Dead(nil, "a", ttl) {
+		t.Error("a node absent from an empty listing is not presumed dead")
+	}
+}
