@@ -81,9 +81,13 @@ func (h *Heartbeater) Run(ctx context.Context) error {
 	if h.ttl < 3*time.Millisecond {
 		return fmt.Errorf("cluster: heartbeat ttl %s: want at least 3ms", h.ttl)
 	}
-	timeout := max(h.ttl/3, minCallTimeout)
-	tick := time.NewTicker(h.ttl / 3)
-	defer tick.Stop()
+	// A failed heartbeat is retried after a twelfth of the TTL rather than
+	// a third: one failure must not leave the node looking dead (⅔ TTL
+	// without a heartbeat) to the others.
+	timeout := max(h.ttl/6, minCallTimeout)
+	every, retry := h.ttl/3, max(h.ttl/12, time.Millisecond)
+	timer := time.NewTimer(every)
+	defer timer.Stop()
 	var id string
 loop:
 	for {
@@ -92,18 +96,21 @@ loop:
 		c, cancel := context.WithTimeout(ctx, timeout)
 		err := h.reg.Heartbeat(c, n, h.ttl)
 		cancel()
+		next := every
 		switch {
 		case ctx.Err() != nil:
 			break loop
 		case err != nil:
 			h.fl.fail(time.Now(), err)
+			next = retry
 		default:
 			h.fl.ok(time.Now())
 		}
+		timer.Reset(next)
 		select {
 		case <-ctx.Done():
 			break loop
-		case <-tick.C:
+		case <-timer.C:
 		}
 	}
 	if id == "" {

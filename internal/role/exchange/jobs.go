@@ -220,7 +220,7 @@ func (j *Jobs) poll(ctx context.Context) {
 		}
 		exchanges = max(n, 1)
 		if !cluster.Dead(nodes, j.opts.NodeID, j.opts.TTL) {
-			dead = func(id string) bool { return id != j.opts.NodeID && cluster.Dead(nodes, id, j.opts.TTL) }
+			dead = func(id string) bool { return id != "" && id != j.opts.NodeID && cluster.Dead(nodes, id, j.opts.TTL) }
 		}
 	}
 
