@@ -303,9 +303,9 @@ func (a *Admitter) checkLimits(app config.App, action hub.Action, path string, i
 			return nil
 		}
 		n := 0
-		for _, r := range s.Readers {
-			if viewerProtocols[r.Protocol] {
-				n++
+		for protocol, count := range s.Viewers {
+			if viewerProtocols[protocol] {
+				n += count
 			}
 		}
 		if n >= app.MaxViewers {

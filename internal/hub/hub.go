@@ -319,25 +319,31 @@ func (h *Hub) Subscribe(path string, info ClientInfo) (*Reader, error) {
 	return s.addReader(info)
 }
 
-// Stream returns a snapshot of the stream on path.
+// Stream returns a snapshot of the stream on path without its readers'
+// list (their counts are there): see StreamDetail.
 func (h *Hub) Stream(path string) (StreamInfo, bool) {
+	return h.snapshot(path, false)
+}
+
+// StreamDetail is Stream with the list of readers (StreamInfo.Readers),
+// which costs a copy per reader: for the API's stream detail.
+func (h *Hub) StreamDetail(path string) (StreamInfo, bool) {
+	return h.snapshot(path, true)
+}
+
+func (h *Hub) snapshot(path string, withReaders bool) (StreamInfo, bool) {
 	h.mu.Lock()
 	s := h.streams[path]
 	h.mu.Unlock()
 	if s == nil {
 		return StreamInfo{}, false
 	}
-	return s.Info(), true
+	return s.info(withReaders), true
 }
 
-// Streams returns a snapshot of every stream, sorted by path.
-func (h *Hub) Streams() []StreamInfo { return h.streamInfos(true) }
-
-// Summaries is Streams without the readers' list (Stream.Summary): cheaper
-// for listings of many streams.
-func (h *Hub) Summaries() []StreamInfo { return h.streamInfos(false) }
-
-func (h *Hub) streamInfos(withReaders bool) []StreamInfo {
+// Streams returns a snapshot of every stream without their readers' lists,
+// sorted by path.
+func (h *Hub) Streams() []StreamInfo {
 	h.mu.Lock()
 	list := make([]*Stream, 0, len(h.streams))
 	for _, s := range h.streams {
@@ -346,7 +352,7 @@ func (h *Hub) streamInfos(withReaders bool) []StreamInfo {
 	h.mu.Unlock()
 	infos := make([]StreamInfo, 0, len(list))
 	for _, s := range list {
-		infos = append(infos, s.info(withReaders))
+		infos = append(infos, s.info(false))
 	}
 	sort.Slice(infos, func(i, j int) bool { return infos[i].Path < infos[j].Path })
 	return infos

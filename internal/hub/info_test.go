@@ -51,14 +51,14 @@ func TestSummariesOmitReaders(t *testing.T) {
 		require.NoError(t, err)
 		defer r.Close()
 	}
-	full := h.Streams()
-	sum := h.Summaries()
-	require.Len(t, full, 1)
+	detail, ok := h.StreamDetail("live/a")
+	require.True(t, ok)
+	sum := h.Streams()
 	require.Len(t, sum, 1)
-	assert.Len(t, full[0].Readers, 3)
+	assert.Len(t, detail.Readers, 3)
 	assert.Nil(t, sum[0].Readers)
 	assert.Equal(t, 3, sum[0].ViewersTotal)
-	assert.Equal(t, 3, full[0].ViewersTotal)
+	assert.Equal(t, 3, detail.ViewersTotal)
 	assert.Equal(t, map[string]int{"flv": 3}, sum[0].Viewers)
 }
 

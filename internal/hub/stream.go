@@ -232,7 +232,7 @@ func (s *Stream) end(err error) {
 	}
 	s.log.Info("stream ended", "reason", err.Error())
 	if f := s.hub.opts.OnStreamEnd; f != nil {
-		f(s.Info())
+		f(s.Summary())
 	}
 }
 

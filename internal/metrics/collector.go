@@ -63,13 +63,6 @@ var (
 	descNodeInfo = desc("quasipaa_node_info", "Always 1: the node's ID, roles and version.", "node", "roles", "version")
 )
 
-// summarySource is a StreamSource that can also list its streams without
-// their readers' lists (*hub.Hub: Hub.Summaries), which scrapes prefer: the
-// metrics need the readers' counts only.
-type summarySource interface {
-	Summaries() []hub.StreamInfo
-}
-
 // tracked is what the scrapes saw of one stream: the largest value of each
 // counter, so that what is exported never goes down.
 type tracked struct {
@@ -175,12 +168,7 @@ func counter(d *prometheus.Desc, v uint64, created time.Time, labels ...string) 
 func (c *collector) collectStreams(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var infos []hub.StreamInfo
-	if sum, ok := c.src.(summarySource); ok {
-		infos = sum.Summaries()
-	} else {
-		infos = c.src.Streams()
-	}
+	infos := c.src.Streams()
 	now := time.Now()
 	c.gen++
 	var in, out, drops uint64

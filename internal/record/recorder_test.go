@@ -118,7 +118,7 @@ func TestRecorderStartUnderJob(t *testing.T) {
 		// Start subscribes within a poll: write once the recorder reads.
 		require.Eventually(t, func() bool {
 			info, ok := h.Stream("live/a")
-			return ok && len(info.Readers) == 1
+			return ok && info.ViewersTotal == 1
 		}, 2*time.Second, 10*time.Millisecond)
 		for d := from; d < to; d += aacFrame {
 			require.NoError(t, pub.WriteFrame(&media.Frame{DTS: d, PTS: d, Key: true, Payload: []byte{1, 2, 3, 4}, Ingest: wall.Add(d + wallOffset)}))

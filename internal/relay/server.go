@@ -129,7 +129,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	log := s.log.With("stream", path, "node", node, "remote", r.RemoteAddr)
 	log.Info("relay started")
 	reason, err := s.stream(w, r, rd)
-	log.Info("relay ended", "reason", reason, "err", err, "bytes", rd.Stream().Info().BytesOut)
+	log.Info("relay ended", "reason", reason, "err", err, "bytes", rd.Stream().Summary().BytesOut)
 }
 
 // stream writes the stream read by rd until it ends, the client leaves or a
@@ -164,7 +164,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rd *hub.Reader) 
 		sent    []*media.Track
 		lastSet *hub.TrackSet
 	)
-	if tracks := rd.Stream().Info().Tracks; tracks != nil {
+	if tracks := rd.Stream().Summary().Tracks; tracks != nil {
 		if err := ww.WriteTracks(tracks); err != nil {
 			return "", err
 		}

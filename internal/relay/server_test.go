@@ -109,7 +109,7 @@ func TestServerEndReasons(t *testing.T) {
 	// A kicked relay reader: the receiver must reconnect, not end.
 	resp := get(t, ctx, a, http.MethodGet, "live/r")
 	eventually(t, 2*time.Second, func() bool { return relayReaders(a, "live/r") == 1 }, "relay reader")
-	info, _ := a.hub.Stream("live/r")
+	info, _ := a.hub.StreamDetail("live/r")
 	require.NoError(t, a.hub.Kick("live/r", info.Readers[0].ID))
 	require.Equal(t, reasonKicked, read(resp).Reason)
 

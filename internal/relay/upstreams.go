@@ -218,7 +218,7 @@ func (m *Upstreams) sweep(now time.Time) {
 	for _, u := range list {
 		info, ok := m.hub.Stream(u.path)
 		m.mu.Lock()
-		if ok && len(info.Readers) > 0 || u.pins > 0 {
+		if ok && info.ViewersTotal > 0 || u.pins > 0 {
 			u.idleFrom = now
 		} else if now.Sub(u.idleFrom) >= m.opts.Idle {
 			m.stopLocked(u, errIdle)

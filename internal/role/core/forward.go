@@ -282,7 +282,7 @@ func (a *API) clusterStreams(r *http.Request) ([]StreamJSON, []NodeErrorJSON, er
 	for owner := range byOwner {
 		if owner == a.cluster.self.ID {
 			now := time.Now()
-			infos := a.hub.Summaries()
+			infos := a.hub.Streams()
 			list := make([]StreamJSON, 0, len(infos))
 			for _, info := range infos {
 				list = append(list, a.streamJSON(info, now))

@@ -185,7 +185,7 @@ func (a *API) listStreams(w http.ResponseWriter, r *http.Request) {
 		}
 	} else {
 		now := time.Now()
-		infos := a.hub.Summaries()
+		infos := a.hub.Streams()
 		all = make([]StreamJSON, 0, len(infos))
 		for _, info := range infos {
 			all = append(all, a.streamJSON(info, now))
@@ -223,7 +223,7 @@ func (a *API) getStream(w http.ResponseWriter, r *http.Request) {
 		a.forwardTo(w, r, node)
 		return
 	}
-	if info, ok := a.hub.Stream(path); ok {
+	if info, ok := a.hub.StreamDetail(path); ok {
 		WriteJSON(w, http.StatusOK, a.streamJSON(info, time.Now()))
 		return
 	}
