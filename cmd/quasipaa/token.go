@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -98,12 +99,8 @@ func mintToken(args, environ []string) (string, error) {
 			return "", fmt.Errorf("--config: %s sets no auth.jwt_secret", path)
 		}
 	}
-	tok, err := auth.Mint([]byte(secret), auth.Claims{Path: o.path, Action: o.action, IP: o.ip}, o.ttl)
-	if err != nil {
-		if o.ip != "" && strings.Contains(err.Error(), "ip") {
-			return "", fmt.Errorf("--ip: %w", err)
-		}
-		return "", err
+	if o.ip != "" && net.ParseIP(o.ip) == nil {
+		return "", fmt.Errorf("--ip: %q is not an IP address", o.ip)
 	}
-	return tok, nil
+	return auth.Mint([]byte(secret), auth.Claims{Path: o.path, Action: o.action, IP: o.ip}, o.ttl)
 }

@@ -82,12 +82,12 @@ func (j JSON) App() (config.App, error) {
 // MaxBody bounds the JSON of one app as the API accepts it.
 const MaxBody = 64 << 10
 
-// Decode parses one app from its JSON: fields left out take the values of
-// config.DefaultApp, unknown fields, wrong types and anything after the
+// DecodeBytes parses one app from its JSON: fields left out take the values
+// of config.DefaultApp, unknown fields, wrong types and anything after the
 // object are errors wrapping ErrInvalid that name the field.
-func Decode(r io.Reader) (config.App, error) {
+func DecodeBytes(b []byte) (config.App, error) {
 	j := ToJSON(config.DefaultApp())
-	dec := json.NewDecoder(r)
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&j); err != nil {
 		return config.App{}, fmt.Errorf("%w: %s", ErrInvalid, describeJSONError(err))
@@ -100,9 +100,6 @@ func Decode(r io.Reader) (config.App, error) {
 	}
 	return j.App()
 }
-
-// DecodeBytes is Decode over a byte slice.
-func DecodeBytes(b []byte) (config.App, error) { return Decode(bytes.NewReader(b)) }
 
 // describeJSONError turns encoding/json's errors into messages naming the field.
 func describeJSONError(err error) string {

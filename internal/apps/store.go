@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,10 +117,9 @@ func (s *Store) List() ([]config.App, int64) {
 
 // Get returns the entry whose match pattern is match and its position.
 func (s *Store) Get(match string) (config.App, int, bool) {
-	for i, a := range s.snap.Load().apps {
-		if a.Match == match {
-			return a, i, true
-		}
+	list := s.snap.Load().apps
+	if i := index(list, match); i >= 0 {
+		return list[i], i, true
 	}
 	return config.App{}, -1, false
 }
@@ -174,8 +174,7 @@ func (s *Store) Update(ctx context.Context, match string, a config.App, position
 		if position >= 0 {
 			at = min(position, len(out))
 		}
-		out = append(out[:at], append([]config.App{a}, out[at:]...)...)
-		return out, nil
+		return slices.Insert(out, at, a), nil
 	})
 	return at, err
 }

@@ -202,7 +202,16 @@ func (a *Admitter) body(action hub.Action, path string, info hub.ClientInfo) Hoo
 // signature of hub.Options.Admit. Refusals wrap ErrUnauthorized,
 // ErrForbidden or ErrUnavailable (see HTTPStatus) and are logged.
 func (a *Admitter) Admit(ctx context.Context, action hub.Action, path string, info hub.ClientInfo) error {
-	err := a.decide(ctx, action, path, info)
+	app, ok := a.o.Policy(path)
+	if !ok {
+		return nil
+	}
+	return a.admit(ctx, app, action, path, info)
+}
+
+// admit decides with the app of path already looked up, and logs a refusal.
+func (a *Admitter) admit(ctx context.Context, app config.App, action hub.Action, path string, info hub.ClientInfo) error {
+	err := a.decide(ctx, app, action, path, info)
 	if err != nil {
 		a.refuse(action, path, info, err)
 	}
@@ -218,11 +227,7 @@ func (a *Admitter) refuse(action hub.Action, path string, info hub.ClientInfo, e
 	}
 }
 
-func (a *Admitter) decide(ctx context.Context, action hub.Action, path string, info hub.ClientInfo) error {
-	app, ok := a.o.Policy(path)
-	if !ok {
-		return nil
-	}
+func (a *Admitter) decide(ctx context.Context, app config.App, action hub.Action, path string, info hub.ClientInfo) error {
 	allowed := app.PlayProtocols
 	if action == hub.ActionPublish {
 		allowed = app.PublishProtocols
@@ -346,7 +351,7 @@ func (a *Admitter) AdmitHLS(ctx context.Context, path, file string, info hub.Cli
 	}
 	switch app.Auth {
 	case config.AuthToken:
-		if err := a.Admit(ctx, hub.ActionPlay, path, info); err != nil {
+		if err := a.admit(ctx, app, hub.ActionPlay, path, info); err != nil {
 			return "", err
 		}
 		return TokenOf(info), nil
@@ -364,13 +369,13 @@ func (a *Admitter) AdmitHLS(ctx context.Context, path, file string, info hub.Cli
 			a.refuse(hub.ActionPlay, path, info, err)
 			return "", err
 		}
-		if err := a.Admit(ctx, hub.ActionPlay, path, info); err != nil {
+		if err := a.admit(ctx, app, hub.ActionPlay, path, info); err != nil {
 			return "", err
 		}
 		a.rememberHLS(key, now)
 		return "", nil
 	default:
-		return "", a.Admit(ctx, hub.ActionPlay, path, info)
+		return "", a.admit(ctx, app, hub.ActionPlay, path, info)
 	}
 }
 

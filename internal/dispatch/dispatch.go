@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"time"
 
@@ -283,12 +284,11 @@ func Select(nodes []cluster.Node, req Request, p Policy, now time.Time, rnd *ran
 
 // pickLeastLoaded returns the index of a node within TieTolerance of the lowest score.
 func pickLeastLoaded(nodes []cluster.Node, cands []int, req Request, p Policy, rnd *rand.Rand) int {
-	best := Score(&nodes[cands[0]], p)
 	scores := make([]float64, len(cands))
 	for k, i := range cands {
 		scores[k] = Score(&nodes[i], p)
-		best = min(best, scores[k])
 	}
+	best := slices.Min(scores)
 	tied := cands[:0:0]
 	for k, i := range cands {
 		if scores[k] <= best+TieTolerance {

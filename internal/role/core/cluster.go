@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/quasipaa/quasipaa/internal/auth"
 	"github.com/quasipaa/quasipaa/internal/cluster"
 	"github.com/quasipaa/quasipaa/internal/dispatch"
 	"github.com/quasipaa/quasipaa/internal/protocol/ws"
@@ -254,7 +254,7 @@ func (a *API) dispatch(w http.ResponseWriter, r *http.Request) {
 		Action:   q.Get("action"),
 		Protocol: q.Get("protocol"),
 		Region:   q.Get("region"),
-		ClientIP: clientIP(r),
+		ClientIP: auth.ClientIP(r.RemoteAddr),
 		Query:    keepQuery(r.URL.RawQuery, dispatchParams),
 	}
 	if err := req.Validate(); err != nil {
@@ -357,15 +357,6 @@ func keepQuery(raw string, drop []string) string {
 	return strings.Join(kept, "&")
 }
 
-// clientIP is the host of r's remote address (proxy headers are not trusted).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // Redirect answers the client requests this node cannot serve itself with
 // 307 Temporary Redirect to a dispatched node (query kept): on a core node
 // without the pull role, GET or HEAD /{app}/{stream}.flv (HTTP-FLV, or
@@ -392,7 +383,7 @@ func (a *API) Redirect(next http.Handler) http.Handler {
 			return
 		}
 		req.Region = c.self.Region
-		req.ClientIP = clientIP(r)
+		req.ClientIP = auth.ClientIP(r.RemoteAddr)
 		req.Query = r.URL.RawQuery
 		ctx, cancel := c.ctx(r)
 		defer cancel()

@@ -84,8 +84,7 @@ func WithForwarding(secret string, timeout time.Duration) Option {
 // forwards reports whether r may be forwarded to other nodes: the API has
 // forwarding, a registry and the core role, and r was not itself forwarded.
 func (a *API) forwards(r *http.Request) bool {
-	return a.fwd != nil && a.cluster != nil && a.cluster.self.has(cluster.RoleCore) &&
-		r.Header.Get(HeaderForwarded) == ""
+	return a.fwd != nil && a.cluster != nil && a.cluster.self.has(cluster.RoleCore) && !forwarded(r)
 }
 
 // forwarded reports whether r comes from another node's core.
@@ -180,9 +179,7 @@ func (a *API) forwardTo(w http.ResponseWriter, r *http.Request, id string) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	setJSONHeaders(w)
 	w.WriteHeader(ans.status)
 	_, _ = w.Write(ans.body)
 }
@@ -281,13 +278,7 @@ func (a *API) clusterStreams(r *http.Request) ([]StreamJSON, []NodeErrorJSON, er
 	}
 	for owner := range byOwner {
 		if owner == a.cluster.self.ID {
-			now := time.Now()
-			infos := a.hub.Streams()
-			list := make([]StreamJSON, 0, len(infos))
-			for _, info := range infos {
-				list = append(list, a.streamJSON(info, now))
-			}
-			keep(owner, list)
+			keep(owner, a.streamsJSON(a.hub.Streams()))
 			continue
 		}
 		base, ok := addrs[owner]

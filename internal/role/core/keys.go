@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/quasipaa/quasipaa/internal/auth"
 	"github.com/quasipaa/quasipaa/internal/config"
 	"github.com/quasipaa/quasipaa/internal/relay"
 )
@@ -76,7 +77,7 @@ func RequireKeys(keys []config.APIKey, log *slog.Logger, next http.Handler, opts
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyNameKey{}, "node:"+node)))
 			return
 		}
-		token, ok := bearer(r.Header.Get("Authorization"))
+		token, ok := auth.BearerToken(r.Header.Get("Authorization"))
 		if !ok {
 			unauthorized(w, "an API key is required: Authorization: Bearer KEY")
 			return
@@ -145,16 +146,6 @@ func canonicalPaths(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// bearer extracts the token of an "Authorization: Bearer TOKEN" header.
-func bearer(h string) (string, bool) {
-	scheme, token, ok := strings.Cut(strings.TrimSpace(h), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimSpace(token)
-	return token, token != ""
 }
 
 func unauthorized(w http.ResponseWriter, message string) {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/quasipaa/quasipaa/internal/record"
-	"github.com/quasipaa/quasipaa/internal/streampath"
 )
 
 // RecordingsJSON is the answer of GET /api/v1/recordings.
@@ -49,8 +48,7 @@ func recordingsQuery(w http.ResponseWriter, r *http.Request) (path string, from,
 		WriteError(w, http.StatusBadRequest, "bad_request", "path is required, e.g. ?path=live/cam1")
 		return "", from, to, false
 	}
-	if err := streampath.Validate(path); err != nil {
-		WriteError(w, http.StatusBadRequest, "bad_request", "path: "+err.Error())
+	if !validPath(w, path) {
 		return "", from, to, false
 	}
 	from, to, err := record.ParseRange(q)

@@ -175,39 +175,63 @@ func (a *API) listStreams(w http.ResponseWriter, r *http.Request) {
 	case q != ScopeLocal && a.forwards(r):
 		scope = ScopeCluster
 	}
-	var all []StreamJSON
-	var errs []NodeErrorJSON
+	var (
+		page  []StreamJSON
+		total int
+		errs  []NodeErrorJSON
+	)
 	if scope == ScopeCluster {
-		var err error
-		if all, errs, err = a.clusterStreams(r); err != nil {
+		all, nodeErrs, err := a.clusterStreams(r)
+		if err != nil {
 			registryError(w, err)
 			return
 		}
+		page, total, errs = pageOf(all, offset, limit), len(all), nodeErrs
 	} else {
-		now := time.Now()
+		// Only the page is converted: the streams outside it cost nothing.
 		infos := a.hub.Streams()
-		all = make([]StreamJSON, 0, len(infos))
-		for _, info := range infos {
-			all = append(all, a.streamJSON(info, now))
-		}
+		page, total = a.streamsJSON(pageOf(infos, offset, limit)), len(infos)
 	}
-	page := all[min(offset, len(all)):]
-	page = page[:min(limit, len(page))]
 	if page == nil {
 		page = []StreamJSON{}
 	}
-	WriteJSON(w, http.StatusOK, StreamsJSON{Streams: page, Total: len(all), Offset: offset, Limit: limit, Scope: scope, Errors: errs})
+	WriteJSON(w, http.StatusOK, StreamsJSON{Streams: page, Total: total, Offset: offset, Limit: limit, Scope: scope, Errors: errs})
+}
+
+// streamsJSON converts the streams of the hub as the API shows them.
+func (a *API) streamsJSON(infos []hub.StreamInfo) []StreamJSON {
+	now := time.Now()
+	out := make([]StreamJSON, 0, len(infos))
+	for _, info := range infos {
+		out = append(out, a.streamJSON(info, now))
+	}
+	return out
+}
+
+// pageOf returns the at most limit items of s from offset on.
+func pageOf[T any](s []T, offset, limit int) []T {
+	s = s[min(offset, len(s)):]
+	return s[:min(limit, len(s))]
 }
 
 // streamPath reads and validates the {path...} of a streams URL, answering
 // 400 itself when it is not a valid stream path.
 func streamPath(w http.ResponseWriter, r *http.Request) (string, bool) {
 	path := strings.Trim(r.PathValue("path"), "/")
-	if err := streampath.Validate(path); err != nil {
-		WriteError(w, http.StatusBadRequest, "bad_request", "path: "+err.Error())
+	if !validPath(w, path) {
 		return "", false
 	}
 	return path, true
+}
+
+// validPath reports whether path is a valid stream path, answering 400
+// itself when it is not.
+func validPath(w http.ResponseWriter, path string) bool {
+	if err := streampath.Validate(path); err != nil {
+		WriteError(w, http.StatusBadRequest, "bad_request", "path: "+err.Error())
+		return false
+	}
+	return true
 }
 
 func (a *API) getStream(w http.ResponseWriter, r *http.Request) {
@@ -283,17 +307,14 @@ func (a *API) kickClient(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	path := r.URL.Query().Get("path")
+	if path != "" && !validPath(w, path) {
+		return
+	}
 	if node != "" {
-		if p := r.URL.Query().Get("path"); p != "" {
-			if err := streampath.Validate(p); err != nil {
-				WriteError(w, http.StatusBadRequest, "bad_request", "path: "+err.Error())
-				return
-			}
-		}
 		a.forwardTo(w, r, node)
 		return
 	}
-	path := r.URL.Query().Get("path")
 	if path == "" {
 		// Without the stream: look the id up in every stream.
 		p, err := a.hub.KickClient(id)
@@ -303,10 +324,6 @@ func (a *API) kickClient(w http.ResponseWriter, r *http.Request) {
 		}
 		a.log.Info("client kicked through the API", "path", p, "client", id, "key", KeyName(r.Context()))
 		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	if err := streampath.Validate(path); err != nil {
-		WriteError(w, http.StatusBadRequest, "bad_request", "path: "+err.Error())
 		return
 	}
 	switch err := a.hub.Kick(path, id); {

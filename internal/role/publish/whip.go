@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -131,7 +130,8 @@ func (w *WHIP) start(ctx context.Context, req *webrtc.Request) (webrtc.Session, 
 		return nil, "", webrtc.Errorf(http.StatusBadRequest, "nothing_to_publish", "the offer sends neither audio nor video")
 	}
 	r := req.HTTP
-	pub, err := w.hub.PublishContext(ctx, req.Path, hub.ClientInfo{Protocol: "whip", RemoteAddr: r.RemoteAddr, Query: r.URL.RawQuery, Credential: bearer(r)})
+	credential, _ := auth.BearerToken(r.Header.Get("Authorization"))
+	pub, err := w.hub.PublishContext(ctx, req.Path, hub.ClientInfo{Protocol: "whip", RemoteAddr: r.RemoteAddr, Query: r.URL.RawQuery, Credential: credential})
 	switch {
 	case errors.Is(err, hub.ErrStreamBusy):
 		return nil, "", webrtc.Errorf(http.StatusConflict, "stream_busy", "%s is already being published", req.Path)
@@ -580,13 +580,4 @@ func (s *whipSession) writeAAC(conv AudioConversion) {
 		}
 		s.mu.Unlock()
 	}
-}
-
-// bearer returns the token of an "Authorization: Bearer TOKEN" header, or "".
-func bearer(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
 }

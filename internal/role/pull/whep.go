@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -193,7 +192,8 @@ func (w *WHEP) start(ctx context.Context, req *webrtc.Request) (webrtc.Session, 
 		return nil, "", webrtc.Errorf(http.StatusNotAcceptable, "nothing_to_play", "nothing the offer can receive: the stream carries %s", describeCodecs(tracks))
 	}
 	r := req.HTTP
-	reader, err := w.hub.SubscribeContext(ctx, req.Path, hub.ClientInfo{Protocol: "whep", RemoteAddr: r.RemoteAddr, Query: r.URL.RawQuery, Credential: bearer(r)})
+	credential, _ := auth.BearerToken(r.Header.Get("Authorization"))
+	reader, err := w.hub.SubscribeContext(ctx, req.Path, hub.ClientInfo{Protocol: "whep", RemoteAddr: r.RemoteAddr, Query: r.URL.RawQuery, Credential: credential})
 	if err != nil {
 		if feed != nil {
 			feed.Release()
@@ -544,13 +544,4 @@ func (s *whepSession) cleanup(reason string) {
 	s.log.Info("viewer left", "reason", reason, "duration", time.Since(s.since).Round(time.Millisecond), "dropped_frames", s.reader.Dropped(), "skipped_to_start", s.skipped)
 	s.req.Ended()
 	close(s.done)
-}
-
-// bearer returns the token of an "Authorization: Bearer TOKEN" header, or "".
-func bearer(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
 }
