@@ -14,6 +14,7 @@ import (
 	"github.com/quasipaa/quasipaa/internal/cluster"
 	"github.com/quasipaa/quasipaa/internal/config"
 	"github.com/quasipaa/quasipaa/internal/hub"
+	"github.com/quasipaa/quasipaa/internal/relay"
 )
 
 // admitFunc is one check of hub.Options.Admit.
@@ -120,7 +121,7 @@ func (m *loadMeter) Load() cluster.Load {
 	for _, s := range infos {
 		in += s.BytesIn
 		out += s.BytesOut
-		if s.Publisher != nil && s.Publisher.Protocol != "relay" {
+		if s.Publisher != nil && s.Publisher.Protocol != relay.ProtocolRelay {
 			l.Publishers++
 		}
 		for proto, n := range s.Viewers {
@@ -157,25 +158,18 @@ func splitRoles(cfg *config.Config) []string { return config.List(cfg.Cluster.Ro
 // when no other live node publishes it.
 func resolveRoute(reg cluster.Registry, self string) func(ctx context.Context, path string) (string, error) {
 	return func(ctx context.Context, path string) (string, error) {
-		l, err := reg.Lease(ctx, cluster.KindRoute, path)
+		owner, base, err := cluster.HolderHTTP(ctx, reg, cluster.KindRoute, path, self)
 		switch {
 		case errors.Is(err, cluster.ErrNotFound):
 			return "", fmt.Errorf("%w: no node publishes %s", hub.ErrStreamNotFound, path)
 		case err != nil:
 			return "", fmt.Errorf("cluster registry: %w", err)
-		case l.Owner == self:
+		case owner == self:
 			return "", fmt.Errorf("%w: %s is routed to this node but not published here", hub.ErrStreamNotFound, path)
+		case base == "":
+			return "", fmt.Errorf("%w: %s is routed to node %s, which is gone", hub.ErrStreamNotFound, path, owner)
 		}
-		nodes, err := reg.Nodes(ctx)
-		if err != nil {
-			return "", fmt.Errorf("cluster registry: %w", err)
-		}
-		for _, n := range nodes {
-			if n.ID == l.Owner && n.HTTP != "" {
-				return n.HTTP, nil
-			}
-		}
-		return "", fmt.Errorf("%w: %s is routed to node %s, which is gone", hub.ErrStreamNotFound, path, l.Owner)
+		return base, nil
 	}
 }
 

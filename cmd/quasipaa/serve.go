@@ -168,7 +168,7 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 			NodeID:  id,
 			Idle:    cfg.Cluster.RelayIdle,
 			Grace:   cfg.Hub.PublisherGrace,
-			Logger:  log.With("component", "relay"),
+			Logger:  log, // NewUpstreams names its component
 		})
 	}
 	variant, err := exchange.ParseHLSVariant(cfg.HLS.Variant)
@@ -198,7 +198,7 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 			Local:  local,
 			Sign:   func(r *http.Request) { relay.Sign(r, secret, id) },
 			NodeID: id,
-			Logger: log.With("component", "hls-proxy"),
+			Logger: log, // NewHLSProxy names its component
 		})
 		hlsHandler = hlsProxy
 	}
@@ -226,7 +226,7 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 		started:  time.Now(),
 	}
 	if isCluster {
-		n.relayServer = relay.NewServer(h, cfg.Cluster.Secret, log.With("component", "relay"))
+		n.relayServer = relay.NewServer(h, cfg.Cluster.Secret, log)
 	}
 	if n.turn, err = newTURN(cfg.TURN, log); err != nil {
 		n.closeEarly()
@@ -274,7 +274,7 @@ func newNode(cfg *config.Config, log *slog.Logger) (*node, error) {
 			TTL:        cfg.Cluster.TTL,
 			Pinner:     upstreams,
 			RouteGrace: cfg.Hub.PublisherGrace,
-			Logger:     log.With("component", "jobs"),
+			Logger:     log, // NewJobs names its component
 			Wants: func(path string) []string {
 				kinds := []string{cluster.KindHLS}
 				if a, ok := policy(path); ok && a.Record && recorder != nil {
@@ -409,7 +409,7 @@ func (n *node) run(ctx context.Context) error {
 	// ends), run-time apps, routes, relay upstreams; the exchange jobs stop
 	// first at shutdown, before the hub closes.
 	goRun(func() {
-		_ = cluster.NewHeartbeater(n.reg, n.self, n.cfg.Cluster.TTL, n.log.With("component", "heartbeat")).Run(ctx)
+		_ = cluster.NewHeartbeater(n.reg, n.self, n.cfg.Cluster.TTL, n.log).Run(ctx)
 	})
 	goRun(func() { n.apps.Run(ctx) })
 	if n.routes != nil {
@@ -565,7 +565,7 @@ func (n *node) internalHLS(ungated, gated http.Handler) http.Handler {
 	secret := n.cfg.Cluster.Secret
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get(pull.HLSProxyHeader) != "" {
-			if _, err := relay.Verify(r, secret, time.Minute); err == nil {
+			if _, err := relay.Verify(r, secret, relay.DefaultMaxSkew); err == nil {
 				ungated.ServeHTTP(w, r)
 				return
 			}

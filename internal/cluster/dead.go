@@ -25,3 +25,13 @@ func Dead(nodes []Node, id string, ttl time.Duration) bool {
 	}
 	return !found || newest.Sub(seen) > 2*ttl/3
 }
+
+// DeadTo reports whether node self may presume node id dead from nodes, a
+// listing from Registry.Nodes, for heartbeats of ttl: id is another node
+// (not "" nor self) that is Dead, and self is not Dead itself. A node absent
+// or silent in its own listing has a stale view of the registry (e.g. Redis
+// restarted and the heartbeats are not all back): it presumes nobody dead,
+// and takes nothing over on that view.
+func DeadTo(nodes []Node, self, id string, ttl time.Duration) bool {
+	return id != "" && id != self && !Dead(nodes, self, ttl) && Dead(nodes, id, ttl)
+}

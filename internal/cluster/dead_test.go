@@ -32,3 +32,32 @@ func TestDead(t *testing.T) {
 		t.Error("a node absent from an empty listing is not presumed dead")
 	}
 }
+
+// TestDeadTo presumes a node dead only from a listing where the caller
+// itself is alive, and never the caller or an empty id.
+func TestDeadTo(t *testing.T) {
+	const ttl = 9 * time.Second
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	nodes := []cluster.Node{
+		{ID: "me", Seen: base},
+		{ID: "alive", Seen: base.Add(-time.Second)},
+		{ID: "silent", Seen: base.Add(-7 * time.Second)},
+	}
+	cases := []struct {
+		self, id string
+		want     bool
+	}{
+		{"me", "silent", true},
+		{"me", "absent", true},
+		{"me", "alive", false},
+		{"me", "me", false},
+		{"me", "", false},
+		{"silent", "me", false},       // a silent node trusts no listing
+		{"unlisted", "silent", false}, // nor does one the listing lacks
+	}
+	for _, c := range cases {
+		if got := cluster.DeadTo(nodes, c.self, c.id, ttl); got != c.want {
+			t.Errorf("DeadTo(%q, %q) = %v, want %v", c.self, c.id, got, c.want)
+		}
+	}
+}

@@ -3,8 +3,9 @@
 // and exchange jobs) that vanish when their owner stops renewing them, and
 // the per-app policy list. Memory is the single-process implementation;
 // Redis is the cluster one. Both pass the same contract tests (clustertest).
-// LeaseKeeper renews a node's leases, Heartbeater its heartbeat, and
-// CPUSampler measures the CPU figure of its Load.
+// Heartbeater renews a node's heartbeat, CPUSampler measures the CPU figure
+// of its Load, Dead tells a node presumed dead from a listing, and HolderHTTP
+// finds the node holding a lease.
 //
 // # Keys in Redis
 //

@@ -8,6 +8,9 @@ import (
 	"time"
 )
 
+// minCallTimeout bounds below the time the heartbeater gives one registry call.
+const minCallTimeout = 100 * time.Millisecond
+
 // failureLogEvery is how often a component logs a failure that goes on.
 const failureLogEvery = 10 * time.Second
 

@@ -17,12 +17,11 @@ import (
 // errDown is the failure flaky injects.
 var errDown = errors.New("injected: registry unreachable")
 
-// flaky is a Registry whose Heartbeat and Renew fail while down is set
-// (unit tests of the keeper and the heartbeater only).
+// flaky is a Registry whose Heartbeat fails while down is set (unit tests
+// of the heartbeater only).
 type flaky struct {
 	cluster.Registry
-	down  atomic.Bool
-	block atomic.Bool // Renew hangs until its context ends
+	down atomic.Bool
 }
 
 func (f *flaky) Heartbeat(ctx context.Context, n cluster.Node, ttl time.Duration) error {
@@ -30,17 +29,6 @@ func (f *flaky) Heartbeat(ctx context.Context, n cluster.Node, ttl time.Duration
 		return errDown
 	}
 	return f.Registry.Heartbeat(ctx, n, ttl)
-}
-
-func (f *flaky) Renew(ctx context.Context, kind, path, owner string, ttl time.Duration) (cluster.Lease, error) {
-	if f.down.Load() {
-		return cluster.Lease{}, errDown
-	}
-	if f.block.Load() {
-		<-ctx.Done()
-		return cluster.Lease{}, ctx.Err()
-	}
-	return f.Registry.Renew(ctx, kind, path, owner, ttl)
 }
 
 // backend is a registry implementation under test, with a way to make a

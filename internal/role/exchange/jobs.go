@@ -81,7 +81,10 @@ type Jobs struct {
 	mu   sync.Mutex
 	held map[jobKey]*job
 
-	pins map[string]*pin // path → relay pin shared by the path's jobs; Run's goroutine only
+	// pins has an entry for each path of a job held (claim adds it with the
+	// job, drop removes it with the path's last job): the relay pin the
+	// path's jobs share. Run's goroutine only.
+	pins map[string]*pin
 	// freeSince is when a job another node should claim was first seen
 	// free; Run's goroutine only.
 	freeSince map[jobKey]time.Time
@@ -187,10 +190,8 @@ func (j *Jobs) poll(ctx context.Context) {
 		j.log.Warn("cannot list routes", "err", err)
 		return
 	}
-	live := make(map[string]bool, len(routes))
-	publisher := make(map[string]string, len(routes))
+	publisher := make(map[string]string, len(routes)) // live path → its publish node
 	for _, r := range routes {
-		live[r.Path] = true
 		publisher[r.Path] = r.Owner
 	}
 	j.repin(publisher)
@@ -202,7 +203,7 @@ func (j *Jobs) poll(ctx context.Context) {
 			kinds[k] = true
 		}
 	}
-	j.dropEnded(live, wanted, now)
+	j.dropEnded(publisher, wanted, now)
 
 	// The live exchange nodes share the jobs. A node silent for two thirds
 	// of the TTL is presumed dead (its heartbeat key outlives it by up to
@@ -219,9 +220,7 @@ func (j *Jobs) poll(ctx context.Context) {
 			}
 		}
 		exchanges = max(n, 1)
-		if !cluster.Dead(nodes, j.opts.NodeID, j.opts.TTL) {
-			dead = func(id string) bool { return id != "" && id != j.opts.NodeID && cluster.Dead(nodes, id, j.opts.TTL) }
-		}
+		dead = func(id string) bool { return cluster.DeadTo(nodes, j.opts.NodeID, id, j.opts.TTL) }
 	}
 
 	owners := map[jobKey]string{}
@@ -270,7 +269,7 @@ func (j *Jobs) poll(ctx context.Context) {
 		// A job free for a TTL is claimed by whoever sees it: the node
 		// that should have taken it did not.
 		stale := now.Sub(since) >= j.opts.TTL
-		mine := j.holdsJobOf(k.path) || owners[k] == j.opts.NodeID
+		mine := j.pins[k.path] != nil || owners[k] == j.opts.NodeID // pins: the paths of the jobs held
 		if !mine && !stale && pathOwner[k.path] != "" {
 			continue // the node running the stream's other job claims it (one upstream for both)
 		}
@@ -294,19 +293,6 @@ func (j *Jobs) holds(k jobKey) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	return j.held[k] != nil
-}
-
-// holdsJobOf reports whether this node runs a job of path (pinned or, as
-// the stream's publish node, not).
-func (j *Jobs) holdsJobOf(path string) bool {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	for k := range j.held {
-		if k.path == path {
-			return true
-		}
-	}
-	return false
 }
 
 func (j *Jobs) count() int {
@@ -431,17 +417,18 @@ func (j *Jobs) renew(ctx context.Context, now time.Time) {
 	}
 }
 
-// dropEnded stops the jobs whose stream has no route for longer than
-// RouteGrace, or that the stream no longer wants.
-func (j *Jobs) dropEnded(live map[string]bool, wanted map[jobKey]bool, now time.Time) {
+// dropEnded stops the jobs whose stream has no route (in publisher) for
+// longer than RouteGrace, or that the stream no longer wants.
+func (j *Jobs) dropEnded(publisher map[string]string, wanted map[jobKey]bool, now time.Time) {
 	j.mu.Lock()
 	var ended []jobKey
 	var reasons []string
 	for k, jb := range j.held {
+		_, live := publisher[k.path]
 		switch {
-		case live[k.path] && !wanted[k]:
+		case live && !wanted[k]:
 			ended, reasons = append(ended, k), append(reasons, "no longer wanted")
-		case live[k.path]:
+		case live:
 			jb.missing = time.Time{}
 		case jb.missing.IsZero():
 			jb.missing = now

@@ -64,17 +64,16 @@ func (r *Routes) Claim(ctx context.Context, path string) error {
 	return nil
 }
 
-// dead reports whether node is presumed dead (cluster.Dead). It says no
-// when the registry cannot be read, or when it does not list this node
-// itself: its view is not trustworthy then (e.g. Redis restarted and the
-// heartbeats are not all back).
+// dead reports whether this node may presume node dead (cluster.DeadTo:
+// not when its own view of the registry is stale). It says no when the
+// registry cannot be read.
 func (r *Routes) dead(ctx context.Context, node string) bool {
 	nodes, err := r.reg.Nodes(ctx)
 	if err != nil {
 		r.log.Warn("cannot list nodes to check a route's holder", "holder", node, "err", err)
 		return false
 	}
-	return !cluster.Dead(nodes, r.node, r.ttl) && cluster.Dead(nodes, node, r.ttl)
+	return cluster.DeadTo(nodes, r.node, node, r.ttl)
 }
 
 // Held returns the paths whose route this node holds.

@@ -180,26 +180,18 @@ func (p *HLSProxy) Close() {
 // hls lease from reg and the holder's HTTP base URL from its heartbeat.
 func RegistryOwner(reg cluster.Registry, nodeID string) func(ctx context.Context, path string) (string, bool, error) {
 	return func(ctx context.Context, path string) (string, bool, error) {
-		l, err := reg.Lease(ctx, cluster.KindHLS, path)
-		if errors.Is(err, cluster.ErrNotFound) {
+		owner, base, err := cluster.HolderHTTP(ctx, reg, cluster.KindHLS, path, nodeID)
+		switch {
+		case errors.Is(err, cluster.ErrNotFound):
 			return "", false, fmt.Errorf("%w: %s", ErrNoHLSOwner, path)
-		}
-		if err != nil {
+		case err != nil:
 			return "", false, err
-		}
-		if l.Owner == nodeID {
+		case owner == nodeID:
 			return "", true, nil
+		case base == "":
+			return "", false, fmt.Errorf("%w: %s is held by %s, which announces no HTTP address", ErrNoHLSOwner, path, owner)
 		}
-		nodes, err := reg.Nodes(ctx)
-		if err != nil {
-			return "", false, err
-		}
-		for _, n := range nodes {
-			if n.ID == l.Owner && n.HTTP != "" {
-				return n.HTTP, false, nil
-			}
-		}
-		return "", false, fmt.Errorf("%w: %s is held by %s, which announces no HTTP address", ErrNoHLSOwner, path, l.Owner)
+		return base, false, nil
 	}
 }
 
