@@ -32,6 +32,7 @@ func TestConsoleHandlerFiles(t *testing.T) {
 		{"/console/hls.js", "text/javascript; charset=utf-8", "export class HLSPlayer"},
 		{"/console/api.js", "text/javascript; charset=utf-8", "export async function api"},
 		{"/console/flv.js", "text/javascript; charset=utf-8", "export class FLVPlayer"},
+		{"/console/mse.js", "text/javascript; charset=utf-8", "export function sourceBufferUpdate"},
 		{"/console/console.css", "text/css; charset=utf-8", ".player"},
 	} {
 		t.Run(tc.target, func(t *testing.T) {

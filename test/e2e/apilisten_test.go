@@ -30,16 +30,7 @@ func TestAPIOnItsOwnAddress(t *testing.T) {
 		return false
 	}, 5*time.Second, 50*time.Millisecond)
 
-	get := func(url, bearer string) int {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		if bearer != "" {
-			req.Header.Set("Authorization", "Bearer "+bearer)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	get := func(url, bearer string) int { return apiDo(t, http.MethodGet, url, bearer, nil) }
 	require.Equal(t, http.StatusNotFound, get("http://"+s.HTTPAddr+"/api/v1/streams", key), "no API on http.listen")
 	require.Equal(t, http.StatusUnauthorized, get("http://"+apiAddr+"/api/v1/streams", ""))
 	require.Equal(t, http.StatusUnauthorized, get("http://"+apiAddr+"/api/v1/streams", "wrong-key-0123456789"))
@@ -47,10 +38,6 @@ func TestAPIOnItsOwnAddress(t *testing.T) {
 	require.Equal(t, http.StatusOK, get("http://"+apiAddr+"/api/v1/openapi.json", ""))
 	require.Equal(t, http.StatusOK, get("http://"+apiAddr+"/metrics", ""))
 	require.Equal(t, http.StatusOK, get("http://"+apiAddr+"/console/", ""))
-	req, _ := http.NewRequest(http.MethodDelete, "http://"+apiAddr+"/api/v1/streams/live/x", nil)
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusForbidden, resp.StatusCode, "a read key cannot kick")
+	require.Equal(t, http.StatusForbidden, apiDo(t, http.MethodDelete, "http://"+apiAddr+"/api/v1/streams/live/x", key, nil),
+		"a read key cannot kick")
 }

@@ -818,16 +818,11 @@ func TestBrowserPublishesOverWHIP(t *testing.T) {
 func TestBrowserRefusesBFrames(t *testing.T) {
 	requireTools(t, "ffmpeg", "chromium", "chromedriver")
 	s := startServer(t)
-	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-re",
+	startPublisher(t,
 		"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 		"-c:v", "libx264", "-preset", "ultrafast", "-bf", "3", "-g", "60", "-pix_fmt", "yuv420p",
 		"-c:a", "aac", "-f", "flv", s.rtmpURL("live/x"))
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
 	waitStream(t, s, "live/x")
 	b := startBrowser(t)
 	b.open("http://" + s.HTTPAddr + "/live/x/")

@@ -6,7 +6,6 @@ package e2e
 // forwarded, signed with the cluster secret, to the node concerned.
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -20,25 +19,6 @@ const (
 	clusterReadKey  = "cluster-read-key-0123456789"
 	clusterAdminKey = "cluster-admin-key-0123456789"
 )
-
-// apiDo sends method url with the API key and decodes a 200 answer into v.
-func apiDo(t *testing.T, method, url, key string, v any) int {
-	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	require.NoError(t, err)
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusOK && v != nil {
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(v), url)
-	}
-	return resp.StatusCode
-}
 
 type clusterStreamList struct {
 	Streams []struct {

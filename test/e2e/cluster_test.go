@@ -2,13 +2,11 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -97,19 +95,6 @@ type apiLease struct {
 	Kind  string `json:"kind"`
 	Path  string `json:"path"`
 	Owner string `json:"owner"`
-}
-
-func getJSON(t *testing.T, url string, v any) int {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(v), url)
-	}
-	return resp.StatusCode
 }
 
 func (c *testCluster) nodeIDs(core *server) map[string]bool {
@@ -347,11 +332,8 @@ func TestCluster(t *testing.T) {
 	// Drain pull-2 through the API: no new viewer is sent to it (there is no
 	// other pull node left, so dispatch has none), its viewers stay.
 	drain := func(method string) {
-		req, _ := http.NewRequest(method, "http://"+core.HTTPAddr+"/api/v1/nodes/pull-2/drain", nil)
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		resp.Body.Close()
-		require.Equal(t, http.StatusOK, resp.StatusCode, "%s drain", method)
+		require.Equal(t, http.StatusOK, apiDo(t, method, "http://"+core.HTTPAddr+"/api/v1/nodes/pull-2/drain", "", nil),
+			"%s drain", method)
 	}
 	drain(http.MethodPut)
 	_, code = dispatch(t, core, path, "play", "flv")
@@ -368,9 +350,11 @@ func TestCluster(t *testing.T) {
 	// exchange node takes it over; what was stored stays.
 	recOwner := c.leaseOwner(core, "jobs", "record", path)
 	other := map[string]string{"pub-1": "pub-2", "pub-2": "pub-1"}
-	time.Sleep(3 * time.Second) // some segments on disk
-	before := recordedSegments(t, c.nodes[other[recOwner]], path)
-	require.NotEmpty(t, before, "segments recorded before the kill")
+	var before map[string]bool
+	require.Eventually(t, func() bool {
+		before = recordedSegments(t, c.nodes[other[recOwner]], path)
+		return len(before) > 0
+	}, 15*time.Second, 250*time.Millisecond, "segments recorded before the kill")
 	c.kill(recOwner)
 	killedAt = time.Now()
 	wasPublisher := recOwner == pubNode
@@ -467,7 +451,7 @@ func longestGap(t *testing.T, s *server, path string) time.Duration {
 func recordedSegments(t *testing.T, s *server, path string) map[string]bool {
 	from := time.Now().Add(-10 * time.Minute).UTC().Format(time.RFC3339)
 	to := time.Now().Add(time.Minute).UTC().Format(time.RFC3339)
-	resp, err := http.Get("http://" + s.HTTPAddr + "/vod/" + path + "/index.m3u8?from=" + from + "&to=" + to)
+	resp, err := httpClient.Get("http://" + s.HTTPAddr + "/vod/" + path + "/index.m3u8?from=" + from + "&to=" + to)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
@@ -479,5 +463,3 @@ func recordedSegments(t *testing.T, s *server, path string) map[string]bool {
 	}
 	return out
 }
-
-var _ sync.Mutex

@@ -183,7 +183,7 @@ type publisher struct {
 // generated in real time, to url, for seconds (0: until stopped).
 func publishTestStream(t *testing.T, url string, seconds int) *publisher {
 	t.Helper()
-	args := []string{"-hide_banner", "-loglevel", "error", "-re",
+	args := []string{
 		"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 	}
@@ -195,11 +195,25 @@ func publishTestStream(t *testing.T, url string, seconds int) *publisher {
 		"-g", "60", "-keyint_min", "60", "-b:v", "2500k", "-maxrate", "2500k", "-bufsize", "5000k", "-pix_fmt", "yuv420p",
 		"-c:a", "aac", "-b:a", "128k", "-ac", "2",
 		"-f", "flv", url)
+	return startPublisher(t, args...)
+}
+
+// startPublisher starts ffmpeg reading its input in real time (-re) with
+// args (inputs, encoding options and the output URL). It is stopped when
+// the test ends, and its output is logged if the test failed.
+func startPublisher(t *testing.T, args ...string) *publisher {
+	t.Helper()
+	args = append([]string{"-hide_banner", "-loglevel", "error", "-re"}, args...)
 	p := &publisher{cmd: exec.Command("ffmpeg", args...), out: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	require.NoError(t, p.cmd.Start())
 	go func() { _ = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(p.stop)
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("ffmpeg publishing to %s: %s", args[len(args)-1], tail(p.out.String(), 2000))
+		}
+	})
 	return p
 }
 
@@ -256,7 +270,7 @@ type streamJSON struct {
 }
 
 func getStream(s *server, path string) (streamJSON, bool) {
-	resp, err := http.Get("http://" + s.HTTPAddr + "/api/v1/streams")
+	resp, err := httpClient.Get("http://" + s.HTTPAddr + "/api/v1/streams")
 	if err != nil {
 		return streamJSON{}, false
 	}
@@ -273,6 +287,49 @@ func getStream(s *server, path string) (streamJSON, bool) {
 		}
 	}
 	return streamJSON{}, false
+}
+
+// httpClient makes the helpers' requests: a server that hangs fails the
+// test instead of hanging it.
+var httpClient = &http.Client{Timeout: 20 * time.Second}
+
+// httpGet returns the status, body and headers of a GET.
+func httpGet(t *testing.T, url string) (int, string, http.Header) {
+	t.Helper()
+	resp, err := httpClient.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b), resp.Header
+}
+
+// apiDo sends method url, with key as a bearer token unless it is empty,
+// and decodes a 200 answer into v unless v is nil. It returns the status,
+// 0 if the request failed.
+func apiDo(t *testing.T, method, url, key string, v any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	require.NoError(t, err)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK && v != nil {
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(v), url)
+	}
+	return resp.StatusCode
+}
+
+// getJSON GETs url without a key and decodes a 200 answer into v; it
+// returns the status, 0 if the request failed.
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	return apiDo(t, http.MethodGet, url, "", v)
 }
 
 // probe is what ffprobe says of a URL or file.
@@ -356,5 +413,3 @@ func lastOutTime(progress string) time.Duration {
 	}
 	return last
 }
-
-var _ = io.EOF

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -17,18 +16,6 @@ import (
 
 func (s *server) hlsURL(path, file string) string {
 	return "http://" + s.HTTPAddr + "/" + path + "/" + file
-}
-
-// httpGet returns the status, body and headers of a GET.
-func httpGet(t *testing.T, url string) (int, string, http.Header) {
-	t.Helper()
-	c := &http.Client{Timeout: 20 * time.Second}
-	resp, err := c.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp.StatusCode, string(b), resp.Header
 }
 
 // mediaPlaylistURI returns the URI of the first variant of a multivariant playlist.

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,19 +18,13 @@ func TestMetricsEndpoint(t *testing.T) {
 		"QUASIPAA_AUTH_JWT_SECRET=metrics-test-secret-0123456789")
 	publishTestStream(t, s.rtmpURL("live/m"), 0)
 	waitStream(t, s, "live/m")
-	resp, err := http.Get(s.flvURL("secure/x"))
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	code, _, _ := httpGet(t, s.flvURL("secure/x"))
+	require.Equal(t, http.StatusUnauthorized, code)
 
 	scrape := func() string {
-		resp, err := http.Get("http://" + s.HTTPAddr + "/metrics")
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		require.Equal(t, http.StatusOK, resp.StatusCode)
-		b, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return string(b)
+		code, body, _ := httpGet(t, "http://"+s.HTTPAddr+"/metrics")
+		require.Equal(t, http.StatusOK, code)
+		return body
 	}
 	require.Eventually(t, func() bool {
 		body := scrape()

@@ -7,12 +7,11 @@
 // audio format is left out and the video plays alone. Playback is kept
 // within about a second of the newest media received.
 
-import { HTTPError } from "./hls.js";
+import { HTTPError, attachMediaSource, sourceBufferUpdate, trimBehind } from "./mse.js";
 
 const TIMESCALE = 1000; // FLV timestamps are milliseconds
 const FLUSH_MS = 100; // remux and append what arrived, this often
 const MAX_TAG = 8 << 20; // a bigger FLV tag is an error
-const BACK_BUFFER_S = 20;
 
 // ---- FLV demuxer ----
 
@@ -246,13 +245,10 @@ export class FLVPlayer {
   async run() {
     if (typeof MediaSource !== "function") throw new Error("this browser has no Media Source Extensions");
     const signal = this.ctl.signal;
-    this.ms = new MediaSource();
-    this.objectURL = URL.createObjectURL(this.ms);
-    this.video.src = this.objectURL;
-    await new Promise((resolve, reject) => {
-      this.ms.addEventListener("sourceopen", resolve, { once: true });
-      setTimeout(() => reject(new Error("MediaSource did not open")), 10000);
-    });
+    const { ms, objectURL, open } = attachMediaSource(this.video);
+    this.ms = ms;
+    this.objectURL = objectURL;
+    await open;
     if (signal.aborted) return;
     const r = await fetch(this.url, { signal, cache: "no-store" });
     if (!r.ok) throw new HTTPError(this.url, r.status);
@@ -351,10 +347,7 @@ export class FLVPlayer {
   enqueue(t, data) {
     t.chain = t.chain.then(async () => {
       const sb = t.sb;
-      const now = this.video.currentTime;
-      if (sb.buffered.length && now - sb.buffered.start(0) > BACK_BUFFER_S + 10) {
-        await this.update(sb, () => sb.remove(0, now - BACK_BUFFER_S));
-      }
+      await trimBehind(sb, this.video.currentTime, (sb, op) => this.update(sb, op));
       await this.update(sb, () => sb.appendBuffer(data));
     }).catch((e) => {
       if (this.ctl.signal.aborted) return;
@@ -364,25 +357,9 @@ export class FLVPlayer {
     });
   }
 
+  // update runs one SourceBuffer operation and waits for its updateend.
   update(sb, op) {
-    return new Promise((resolve, reject) => {
-      if (this.ctl.signal.aborted) return resolve();
-      const done = (e) => {
-        sb.removeEventListener("updateend", done);
-        sb.removeEventListener("error", done);
-        if (e && e.type === "error") reject(new Error("the browser could not decode the remuxed media"));
-        else resolve();
-      };
-      sb.addEventListener("updateend", done);
-      sb.addEventListener("error", done);
-      try {
-        op();
-      } catch (e) {
-        sb.removeEventListener("updateend", done);
-        sb.removeEventListener("error", done);
-        reject(e);
-      }
-    });
+    return sourceBufferUpdate(sb, op, this.ctl.signal, "the browser could not decode the remuxed media");
   }
 
   // followEdge starts playback once, and keeps it within about a second of

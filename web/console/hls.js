@@ -15,19 +15,12 @@
 // no encryption, no subtitles. Codecs come from the init segment: H.264,
 // H.265, AV1, VP9, AAC, MP3, Opus, as far as the browser's MSE has them.
 
+import { HTTPError, attachMediaSource, sourceBufferUpdate, trimBehind } from "./mse.js";
+
 const MAX_RETRIES = 8; // consecutive failed requests before giving up
 const REQUEST_TIMEOUT_MS = 15000;
-const BACK_BUFFER_S = 20; // media kept behind the play position
 const FORWARD_BUFFER_S = 30; // VOD: how far ahead to download
 const START_TRIES = 10; // seconds to wait for a live playlist's first segment
-
-/** HTTPError is a request answered with an error status. */
-export class HTTPError extends Error {
-  constructor(url, status) {
-    super(`GET ${new URL(url).pathname}: HTTP ${status}`);
-    this.status = status;
-  }
-}
 
 // ---- playlists ----
 
@@ -375,13 +368,9 @@ export class HLSPlayer {
     this.live = !tracks[0].pl.ended;
     this.target = tracks[0].pl.targetDuration || 2;
 
-    const ms = new MediaSource();
-    this.objectURL = URL.createObjectURL(ms);
-    this.video.src = this.objectURL;
-    await new Promise((resolve, reject) => {
-      ms.addEventListener("sourceopen", resolve, { once: true });
-      setTimeout(() => reject(new Error("MediaSource did not open")), 10000);
-    });
+    const { ms, objectURL, open } = attachMediaSource(this.video);
+    this.objectURL = objectURL;
+    await open;
     if (signal.aborted) return;
     // Every SourceBuffer must exist before the first append to any of them.
     for (const t of tracks) {
@@ -447,9 +436,7 @@ export class HLSPlayer {
   async append(sb, data) {
     const signal = this.ctl.signal;
     const now = this.video.currentTime;
-    if (sb.buffered.length && now - sb.buffered.start(0) > BACK_BUFFER_S + 10) {
-      await this.update(sb, () => sb.remove(0, now - BACK_BUFFER_S));
-    }
+    await trimBehind(sb, now, (sb, op) => this.update(sb, op));
     try {
       await this.update(sb, () => sb.appendBuffer(data));
     } catch (e) {
@@ -461,24 +448,7 @@ export class HLSPlayer {
 
   // update runs one SourceBuffer operation and waits for its updateend.
   update(sb, op) {
-    return new Promise((resolve, reject) => {
-      if (this.ctl.signal.aborted) return resolve();
-      const done = (e) => {
-        sb.removeEventListener("updateend", done);
-        sb.removeEventListener("error", done);
-        if (e && e.type === "error") reject(new Error("the browser could not decode the appended media"));
-        else resolve();
-      };
-      sb.addEventListener("updateend", done);
-      sb.addEventListener("error", done);
-      try {
-        op();
-      } catch (e) {
-        sb.removeEventListener("updateend", done);
-        sb.removeEventListener("error", done);
-        reject(e);
-      }
-    });
+    return sourceBufferUpdate(sb, op, this.ctl.signal, "the browser could not decode the appended media");
   }
 
   // waitForRoom holds VOD downloads while FORWARD_BUFFER_S are buffered ahead.
