@@ -110,8 +110,11 @@ func ParseName(path, name string) (Segment, error) {
 		}
 		n[i] = v
 	}
-	const maxMs = 1 << 50 // far beyond any real date, and no overflow in time.Duration
-	if n[0] > maxMs || n[1] > maxMs || n[3] > maxMs || n[3] > n[0] {
+	// Times up to 2^50 ms are far beyond any real date; a segment lasts at
+	// most a day (segments are cut every few seconds), which keeps its
+	// duration far from overflowing time.Duration (about 292 years).
+	const maxMs, maxDurMs = 1 << 50, 24 * 60 * 60 * 1000
+	if n[0] > maxMs || n[1] > maxDurMs || n[3] > maxMs || n[3] > n[0] {
 		return Segment{}, fmt.Errorf("%w: %q", ErrBadKey, name)
 	}
 	return Segment{

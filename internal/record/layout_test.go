@@ -168,3 +168,12 @@ func FuzzParseName(f *testing.F) {
 		}
 	})
 }
+
+func TestParseNameRefusesADurationThatWouldOverflow(t *testing.T) {
+	// 9,227,000,000,000 ms is more than time.Duration holds in nanoseconds.
+	_, err := ParseName("live/a", "1_9227000000000_0_0.mp4")
+	require.ErrorIs(t, err, ErrBadKey)
+	seg, err := ParseName("live/a", "1_86400000_0_0.mp4")
+	require.NoError(t, err, "a day is the longest segment")
+	require.Equal(t, 24*time.Hour, seg.Duration)
+}
