@@ -1,16 +1,12 @@
 package relay
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
+	"github.com/quasipaa/quasipaa/internal/protocol/flv/flvtest"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,7 +17,6 @@ import (
 
 	"github.com/quasipaa/quasipaa/internal/hub"
 	"github.com/quasipaa/quasipaa/internal/media"
-	"github.com/quasipaa/quasipaa/internal/protocol/flv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -114,49 +109,14 @@ func newPullNode(t testing.TB, hopts hub.Options, uopts UpstreamOptions, source 
 	return &pullNode{node: n, ups: ups, res: res}
 }
 
-// realMedia demuxes an ffmpeg-made FLV file of the flv package's testdata
-// into its tracks and frames.
+// realMedia demuxes an ffmpeg-made FLV test file into its tracks and frames,
+// with distinct, known ingest times.
 func realMedia(t testing.TB, name string) ([]*media.Track, []*media.Frame) {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "protocol", "flv", "testdata", name))
-	require.NoError(t, err)
-	r := flv.NewReader(bytes.NewReader(data), flv.ReaderOptions{})
-	_, err = r.ReadHeader()
-	require.NoError(t, err)
-	var (
-		d      flv.Demuxer
-		tracks []*media.Track
-		frames []*media.Frame
-	)
-	for {
-		tag, err := r.ReadTag()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		var ev flv.Event
-		switch tag.Type {
-		case flv.TagVideo:
-			ev, err = d.Video(tag.Timestamp, tag.Body)
-		case flv.TagAudio:
-			ev, err = d.Audio(tag.Timestamp, tag.Body)
-		default:
-			continue
-		}
-		if err != nil {
-			continue
-		}
-		if ev.TracksChanged {
-			tracks = d.Tracks()
-		}
-		if ev.Frame != nil {
-			// Distinct, known ingest times.
-			ev.Frame.Ingest = time.Unix(1_700_000_000, int64(len(frames))*1000+7)
-			frames = append(frames, ev.Frame)
-		}
-	}
+	tracks, frames := flvtest.Read(t, name)
 	require.Len(t, tracks, 2)
-	require.NotEmpty(t, frames)
+	for i, f := range frames {
+		f.Ingest = time.Unix(1_700_000_000, int64(i)*1000+7)
+	}
 	return tracks, frames
 }
 

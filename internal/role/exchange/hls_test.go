@@ -3,13 +3,12 @@ package exchange
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/quasipaa/quasipaa/internal/protocol/flv/flvtest"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -21,43 +20,13 @@ import (
 
 	"github.com/quasipaa/quasipaa/internal/hub"
 	"github.com/quasipaa/quasipaa/internal/media"
-	"github.com/quasipaa/quasipaa/internal/protocol/flv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // readFLV demuxes a test file into its tracks and frames.
 func readFLV(t testing.TB, name string) ([]*media.Track, []*media.Frame) {
-	t.Helper()
-	f, err := os.Open("../../protocol/flv/testdata/" + name)
-	require.NoError(t, err)
-	defer f.Close()
-	r := flv.NewReader(f, flv.ReaderOptions{})
-	_, err = r.ReadHeader()
-	require.NoError(t, err)
-	var d flv.Demuxer
-	var frames []*media.Frame
-	for {
-		tag, err := r.ReadTag()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		var ev flv.Event
-		switch tag.Type {
-		case flv.TagVideo:
-			ev, err = d.Video(tag.Timestamp, tag.Body)
-		case flv.TagAudio:
-			ev, err = d.Audio(tag.Timestamp, tag.Body)
-		default:
-			continue
-		}
-		require.NoError(t, err)
-		if ev.Frame != nil {
-			frames = append(frames, ev.Frame)
-		}
-	}
-	return d.Tracks(), frames
+	return flvtest.Read(t, name)
 }
 
 // publishLoop writes frames loops times, each loop shifted by period.

@@ -3,15 +3,14 @@ package pull
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"github.com/quasipaa/quasipaa/internal/protocol/flv/flvtest"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +25,6 @@ import (
 	"github.com/quasipaa/quasipaa/internal/cluster"
 	"github.com/quasipaa/quasipaa/internal/hub"
 	"github.com/quasipaa/quasipaa/internal/media"
-	"github.com/quasipaa/quasipaa/internal/protocol/flv"
 	"github.com/quasipaa/quasipaa/internal/role/exchange"
 )
 
@@ -53,36 +51,7 @@ func testLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, ni
 
 // readFLVFile demuxes a test file into its tracks and frames.
 func readFLVFile(t testing.TB, name string) ([]*media.Track, []*media.Frame) {
-	t.Helper()
-	f, err := os.Open("../../protocol/flv/testdata/" + name)
-	require.NoError(t, err)
-	defer f.Close()
-	r := flv.NewReader(f, flv.ReaderOptions{})
-	_, err = r.ReadHeader()
-	require.NoError(t, err)
-	var d flv.Demuxer
-	var frames []*media.Frame
-	for {
-		tag, err := r.ReadTag()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		var ev flv.Event
-		switch tag.Type {
-		case flv.TagVideo:
-			ev, err = d.Video(tag.Timestamp, tag.Body)
-		case flv.TagAudio:
-			ev, err = d.Audio(tag.Timestamp, tag.Body)
-		default:
-			continue
-		}
-		require.NoError(t, err)
-		if ev.Frame != nil {
-			frames = append(frames, ev.Frame)
-		}
-	}
-	return d.Tracks(), frames
+	return flvtest.Read(t, name)
 }
 
 // newHLSOwner publishes live/x, starts its muxer eagerly (the HLS job:
