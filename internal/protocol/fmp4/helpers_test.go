@@ -3,9 +3,8 @@ package fmp4
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
+	"github.com/quasipaa/quasipaa/internal/protocol/flv/flvtest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -24,7 +23,6 @@ import (
 	"github.com/quasipaa/quasipaa/internal/codec/opus"
 	"github.com/quasipaa/quasipaa/internal/codec/vp9"
 	"github.com/quasipaa/quasipaa/internal/media"
-	"github.com/quasipaa/quasipaa/internal/protocol/flv"
 )
 
 // codecTestdata is a committed vector of internal/codec.
@@ -158,34 +156,8 @@ func readMP4(t testing.TB, path string) *source {
 // its last DTS step.
 func readFLV(t testing.TB, path string) *source {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	require.NoError(t, err)
-	r := flv.NewReader(bytes.NewReader(data), flv.ReaderOptions{})
-	_, err = r.ReadHeader()
-	require.NoError(t, err)
-	var d flv.Demuxer
 	s := &source{}
-	for {
-		tag, err := r.ReadTag()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		var ev flv.Event
-		switch tag.Type {
-		case flv.TagVideo:
-			ev, err = d.Video(tag.Timestamp, tag.Body)
-		case flv.TagAudio:
-			ev, err = d.Audio(tag.Timestamp, tag.Body)
-		default:
-			continue
-		}
-		require.NoError(t, err)
-		if ev.Frame != nil {
-			s.frames = append(s.frames, ev.Frame)
-		}
-	}
-	s.tracks = d.Tracks()
+	s.tracks, s.frames = flvtest.ReadPath(t, path)
 	s.ends = make([]time.Duration, len(s.tracks))
 	last := make([]time.Duration, len(s.tracks))
 	for _, f := range s.frames {

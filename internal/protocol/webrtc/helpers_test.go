@@ -3,6 +3,7 @@ package webrtc
 import (
 	"bytes"
 	"errors"
+	"github.com/quasipaa/quasipaa/internal/protocol/flv/flvtest"
 	"io"
 	"os"
 	"os/exec"
@@ -19,7 +20,6 @@ import (
 	"github.com/quasipaa/quasipaa/internal/codec/h265"
 	"github.com/quasipaa/quasipaa/internal/codec/vp9"
 	"github.com/quasipaa/quasipaa/internal/media"
-	"github.com/quasipaa/quasipaa/internal/protocol/flv"
 )
 
 // testStream is one track and its frames in decoding order.
@@ -32,37 +32,9 @@ type testStream struct {
 // with B-frames).
 func readFLVVideo(t testing.TB) testStream {
 	t.Helper()
-	f, err := os.Open("../flv/testdata/h264aac.flv")
-	require.NoError(t, err)
-	defer f.Close()
-	r := flv.NewReader(f, flv.ReaderOptions{})
-	_, err = r.ReadHeader()
-	require.NoError(t, err)
-	var d flv.Demuxer
-	var out testStream
-	for {
-		tag, err := r.ReadTag()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		if tag.Type != flv.TagVideo {
-			continue
-		}
-		ev, err := d.Video(tag.Timestamp, tag.Body)
-		require.NoError(t, err)
-		if ev.Frame != nil {
-			out.frames = append(out.frames, ev.Frame)
-		}
-	}
-	for _, tr := range d.Tracks() {
-		if tr.Codec == media.CodecH264 {
-			out.track = tr
-		}
-	}
-	require.NotNil(t, out.track)
-	require.NotEmpty(t, out.frames)
-	return out
+	track, frames := flvtest.ReadVideo(t, "h264aac.flv")
+	require.Equal(t, media.CodecH264, track.Codec)
+	return testStream{track: track, frames: frames}
 }
 
 // needFFmpeg skips the test when ffmpeg is missing.

@@ -3,7 +3,7 @@ package publish
 import (
 	"bytes"
 	"context"
-	"errors"
+	"github.com/quasipaa/quasipaa/internal/protocol/flv/flvtest"
 	"io"
 	"log/slog"
 	"net"
@@ -27,7 +27,6 @@ import (
 	"github.com/quasipaa/quasipaa/internal/codec/h264"
 	"github.com/quasipaa/quasipaa/internal/hub"
 	"github.com/quasipaa/quasipaa/internal/media"
-	"github.com/quasipaa/quasipaa/internal/protocol/flv"
 	"github.com/quasipaa/quasipaa/internal/protocol/webrtc"
 )
 
@@ -83,31 +82,9 @@ type source struct {
 func loadSource(t *testing.T) source {
 	t.Helper()
 	var s source
-	f, err := os.Open("../../protocol/flv/testdata/h264aac.flv")
-	require.NoError(t, err)
-	defer f.Close()
-	r := flv.NewReader(f, flv.ReaderOptions{})
-	_, err = r.ReadHeader()
-	require.NoError(t, err)
-	var d flv.Demuxer
-	for {
-		tag, err := r.ReadTag()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		if tag.Type != flv.TagVideo {
-			continue
-		}
-		ev, err := d.Video(tag.Timestamp, tag.Body)
-		require.NoError(t, err)
-		if ev.Frame != nil {
-			s.frames = append(s.frames, ev.Frame)
-		}
-	}
-	s.video = d.Tracks()[0]
+	s.video, s.frames = flvtest.ReadVideo(t, "h264aac.flv")
 	require.Equal(t, media.CodecH264, s.video.Codec)
-	ogg, err := os.ReadFile("../../protocol/flv/testdata/opus.ogg")
+	ogg, err := os.ReadFile(flvtest.Path("opus.ogg"))
 	require.NoError(t, err)
 	s.opus = oggPackets(t, ogg)[2:] // after OpusHead and OpusTags
 	require.NotEmpty(t, s.opus)

@@ -2,8 +2,8 @@ package pull
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"github.com/quasipaa/quasipaa/internal/protocol/flv/flvtest"
 	"io"
 	"log/slog"
 	"net"
@@ -29,7 +29,6 @@ import (
 	"github.com/quasipaa/quasipaa/internal/codec/h264"
 	"github.com/quasipaa/quasipaa/internal/hub"
 	"github.com/quasipaa/quasipaa/internal/media"
-	"github.com/quasipaa/quasipaa/internal/protocol/flv"
 	"github.com/quasipaa/quasipaa/internal/protocol/webrtc"
 )
 
@@ -71,40 +70,16 @@ func newWHEPServer(t testing.TB, opts WHEPOptions) *whepServer {
 // readMedia returns the H.264 and AAC tracks and frames of the FLV test vector.
 func readMedia(t testing.TB) (video, aac *media.Track, frames []*media.Frame) {
 	t.Helper()
-	f, err := os.Open("../../protocol/flv/testdata/h264aac.flv")
-	require.NoError(t, err)
-	defer f.Close()
-	r := flv.NewReader(f, flv.ReaderOptions{})
-	_, err = r.ReadHeader()
-	require.NoError(t, err)
-	var d flv.Demuxer
-	for {
-		tag, err := r.ReadTag()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		require.NoError(t, err)
-		var ev flv.Event
-		switch tag.Type {
-		case flv.TagVideo:
-			ev, err = d.Video(tag.Timestamp, tag.Body)
-		case flv.TagAudio:
-			ev, err = d.Audio(tag.Timestamp, tag.Body)
-		default:
-			continue
-		}
-		require.NoError(t, err)
-		if ev.Frame != nil {
-			// The test file's x264 video has B-frames, which WHEP refuses
-			// (see TestWHEPRefusesBFrames): play it as if decoding order
-			// were presentation order, as a WebRTC-friendly encoder makes it.
-			ev.Frame.PTS = ev.Frame.DTS
-			frames = append(frames, ev.Frame)
-		}
+	tracks, frames := flvtest.Read(t, "h264aac.flv")
+	for _, f := range frames {
+		// The test file's x264 video has B-frames, which WHEP refuses
+		// (see TestWHEPRefusesBFrames): play it as if decoding order
+		// were presentation order, as a WebRTC-friendly encoder makes it.
+		f.PTS = f.DTS
 	}
 	// Frames renumbered: track 0 is the video, 1 the AAC.
 	remap := map[int]int{}
-	for i, tr := range d.Tracks() {
+	for i, tr := range tracks {
 		switch tr.Codec {
 		case media.CodecH264:
 			video, remap[i] = tr, 0
@@ -123,7 +98,7 @@ func readMedia(t testing.TB) (video, aac *media.Track, frames []*media.Frame) {
 // opusPackets returns the Opus packets of the Ogg test vector.
 func opusPackets(t testing.TB) [][]byte {
 	t.Helper()
-	b, err := os.ReadFile("../../protocol/flv/testdata/opus.ogg")
+	b, err := os.ReadFile(flvtest.Path("opus.ogg"))
 	require.NoError(t, err)
 	var out [][]byte
 	var cur []byte

@@ -26,7 +26,38 @@ func Path(name string) string {
 // must demux.
 func Read(tb testing.TB, name string) ([]*media.Track, []*media.Frame) {
 	tb.Helper()
-	f, err := os.Open(Path(name))
+	return ReadPath(tb, Path(name))
+}
+
+// ReadVideo returns the video track of the test file name and its frames,
+// renumbered as track 0.
+func ReadVideo(tb testing.TB, name string) (*media.Track, []*media.Frame) {
+	tb.Helper()
+	tracks, all := Read(tb, name)
+	video := -1
+	for i, t := range tracks {
+		if t.IsVideo() {
+			video = i
+			break
+		}
+	}
+	require.GreaterOrEqual(tb, video, 0, "%s has no video track", name)
+	var frames []*media.Frame
+	for _, f := range all {
+		if f.Track == video {
+			f.Track = 0
+			frames = append(frames, f)
+		}
+	}
+	return tracks[video], frames
+}
+
+// ReadPath demuxes the FLV file at path (e.g. one ffmpeg just wrote) into
+// its tracks and frames; every tag must demux.
+func ReadPath(tb testing.TB, path string) ([]*media.Track, []*media.Frame) {
+	tb.Helper()
+	name := filepath.Base(path)
+	f, err := os.Open(path)
 	require.NoError(tb, err)
 	defer f.Close()
 	r := flv.NewReader(f, flv.ReaderOptions{})
